@@ -1,0 +1,88 @@
+//! The method registry.
+
+use baselines::registry::{builtin_entries, MethodEntry, Registry};
+use baselines::{build_method, method_names, EditError, EditMethod, EditRequest};
+use image::RgbImage;
+
+#[test]
+fn names_and_entries_agree() {
+    assert_eq!(method_names(), &["ct"]);
+    let entry_names: Vec<&str> = builtin_entries().iter().map(|e| e.name).collect();
+    assert_eq!(entry_names, method_names());
+    for name in method_names() {
+        let m = build_method(name, &serde_json::Value::Null).expect("builds with defaults");
+        assert_eq!(m.name(), *name);
+        let entry = builtin_entries()
+            .iter()
+            .find(|e| e.name == *name)
+            .expect("entry");
+        assert_eq!(entry.needs_references, m.needs_references());
+    }
+}
+
+#[test]
+fn names_match_case_insensitively() {
+    assert_eq!(
+        build_method("CT", &serde_json::Value::Null)
+            .expect("builds")
+            .name(),
+        "ct"
+    );
+}
+
+#[test]
+fn unknown_name_lists_the_known_ones() {
+    let err = build_method("nst-typo", &serde_json::Value::Null).expect_err("unknown");
+    assert!(matches!(err, EditError::UnknownMethod { .. }));
+    assert_eq!(
+        err.to_string(),
+        "unknown edit method 'nst-typo'; known methods: ct"
+    );
+}
+
+struct Identity;
+
+impl EditMethod for Identity {
+    fn name(&self) -> &str {
+        "identity"
+    }
+    fn parameters(&self) -> serde_json::Value {
+        serde_json::json!({})
+    }
+    fn edit(&self, req: &EditRequest<'_>) -> Result<RgbImage, EditError> {
+        Ok(req.source.clone())
+    }
+}
+
+fn build_identity(_: &serde_json::Value) -> Result<Box<dyn EditMethod>, EditError> {
+    Ok(Box::new(Identity))
+}
+
+#[test]
+fn callers_can_register_more_methods() {
+    let mut reg = Registry::builtin();
+    let entry = MethodEntry {
+        name: "identity",
+        summary: "returns the source",
+        needs_references: false,
+        build: build_identity,
+    };
+    reg.register(entry).expect("new name");
+    assert_eq!(reg.names(), vec!["ct", "identity"]);
+    assert!(reg.register(entry).is_err(), "duplicate names are refused");
+    let m = reg
+        .build("identity", &serde_json::Value::Null)
+        .expect("builds");
+    let src = RgbImage::new(3, 2);
+    assert_eq!(
+        m.edit(&EditRequest::new(&src, "joy", 0)).expect("edits"),
+        src
+    );
+    let err = reg
+        .build("nope", &serde_json::Value::Null)
+        .expect_err("unknown");
+    assert!(err.to_string().ends_with("known methods: ct, identity"));
+    // The method is usable as a trait object shared across threads.
+    fn assert_send_sync<T: Send + Sync + ?Sized>() {}
+    assert_send_sync::<dyn EditMethod>();
+}

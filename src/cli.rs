@@ -1,0 +1,441 @@
+//! The `emobench` command line.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use candle_core::Device;
+use clap::{Args, Parser, Subcommand};
+
+use crate::edit::{run_edit, EditConfig, DEFAULT_SEED};
+use crate::emotion::Conditions;
+use crate::imgproc::resize::ResizeFilter;
+use crate::imgproc::ssim::SsimOptions;
+use crate::metrics::{EdgeInput, EnrdAverage, MetricOptions, SsimChoice};
+use crate::predictor::resnet::ResNetConfig;
+use crate::predictor::{ClassOrder, Predictor, STAND_IN_SEED};
+use crate::provenance::{Provenance, WeightFile};
+use crate::runs::Shard;
+use crate::score::{load_for_metrics, score, ScoreConfig};
+
+/// emobench: run, score and study emotion-evoking image edits as in "Make Me Happier".
+#[derive(Debug, Parser)]
+#[command(name = "emobench", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The whole pipeline on the bundled sample photos, with nothing to download.
+    Demo(DemoArgs),
+    /// Run an edit method over sources.csv into a run folder.
+    Edit(EditArgs),
+    /// Score run folders with the paper's metrics; writes Table 1, per-image CSV, matrices.
+    Score(ScoreArgs),
+    /// Print the predictor's emotion distribution for images (and optionally Grad-CAM overlays).
+    Predict(PredictArgs),
+    /// Human-study trial sets, simulation, analysis and power.
+    #[command(subcommand)]
+    Trials(crate::study::cli::TrialsCommand),
+}
+
+/// Which predictor and how to run it.
+#[derive(Debug, Clone, Args)]
+pub struct PredictorArgs {
+    /// Checkpoint (safetensors, PyTorch .pt/.pth zip or legacy) or `stand-in` (seeded random
+    /// ResNet-18: runs anywhere, predicts nothing meaningful, and every output says so).
+    #[arg(long, default_value = "stand-in")]
+    pub predictor: String,
+    /// Architecture: `resnet18` (the authors') or `tiny` (widths 8/16/32/64, the test fixtures').
+    #[arg(long, default_value = "resnet18")]
+    pub arch: String,
+    /// The checkpoint's class order: `alphabetical` (the authors'), `emoset`, or 8 names.
+    #[arg(long, default_value = "alphabetical")]
+    pub class_order: String,
+    /// Seed of the stand-in predictor's weights.
+    #[arg(long, default_value_t = STAND_IN_SEED)]
+    pub stand_in_seed: u64,
+    /// `cpu` or `cuda:N` (needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Resize filter to 224x224: `bicubic` (the authors' metric script, PIL default) or
+    /// `bilinear` (their inference script, torchvision Resize).
+    #[arg(long, default_value = "bicubic")]
+    pub resize: String,
+}
+
+impl PredictorArgs {
+    /// Builds the predictor these arguments name.
+    pub fn build(&self) -> anyhow::Result<Predictor> {
+        let device = parse_device(&self.device)?;
+        if self.predictor == "stand-in" {
+            return Ok(Predictor::stand_in(self.stand_in_seed, &device)?);
+        }
+        let config = match self.arch.as_str() {
+            "resnet18" => ResNetConfig::resnet18(8),
+            "tiny" => ResNetConfig::tiny(8),
+            other => bail!("--arch '{other}': expected resnet18 or tiny"),
+        };
+        let order: ClassOrder = self.class_order.parse()?;
+        Ok(Predictor::load(Path::new(&self.predictor), config, order, &device)?)
+    }
+
+    /// The resize filter.
+    pub fn filter(&self) -> anyhow::Result<ResizeFilter> {
+        self.resize
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--resize: {e}"))
+    }
+}
+
+/// Parses `cpu` or `cuda:N`.
+pub fn parse_device(s: &str) -> anyhow::Result<Device> {
+    match s {
+        "cpu" => Ok(Device::Cpu),
+        other => {
+            let n = other
+                .strip_prefix("cuda")
+                .map(|r| r.trim_start_matches(':'))
+                .map(|r| if r.is_empty() { Ok(0) } else { r.parse::<usize>() })
+                .transpose()
+                .ok()
+                .flatten()
+                .with_context(|| format!("--device '{other}': expected cpu or cuda:N"))?;
+            Device::new_cuda(n).with_context(|| {
+                format!("--device {other}: CUDA unavailable (build with `--features cuda`)")
+            })
+        }
+    }
+}
+
+/// `emobench demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Output folder.
+    #[arg(long, default_value = "demo-out")]
+    pub out: PathBuf,
+    /// Folder with the bundled demo data (sources.csv, references.csv, photos).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/studies/demo"))]
+    pub data: PathBuf,
+    /// Seed for the edits.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+}
+
+/// `emobench edit`.
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// Method name (see the list in the error for an unknown one).
+    #[arg(long)]
+    pub method: String,
+    /// sources.csv (id,path,emotion).
+    #[arg(long)]
+    pub sources: PathBuf,
+    /// references.csv (id,path,emotion): reference images for methods that need them (ct).
+    #[arg(long)]
+    pub references: Option<PathBuf>,
+    /// Targets: cross, within, all, or a comma-separated list of emotions.
+    #[arg(long, default_value = "cross")]
+    pub targets: String,
+    /// Runs folder; outputs go to <out>/<method>/<source_id>/<target>.png.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Do shard i of n (0-based), e.g. 0/4.
+    #[arg(long, default_value = "0/1")]
+    pub shard: String,
+    /// Run seed.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+    /// Method options as a JSON object, e.g. '{"iterations": 20}'.
+    #[arg(long, default_value = "null")]
+    pub options: String,
+}
+
+/// `emobench score`.
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// sources.csv.
+    #[arg(long)]
+    pub sources: PathBuf,
+    /// Runs folder (one subfolder per method).
+    #[arg(long)]
+    pub runs: PathBuf,
+    /// Report folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Methods to score (comma-separated; default all subfolders of --runs).
+    #[arg(long)]
+    pub methods: Option<String>,
+    /// Expected targets: cross (Table 1), within, all, or a list.
+    #[arg(long, default_value = "cross")]
+    pub targets: String,
+    /// Canny input for ESS: rgb or gray.
+    #[arg(long, default_value = "rgb")]
+    pub ess_input: String,
+    /// ENRD averaging: all-pixels (the authors') or neutral-only.
+    #[arg(long, default_value = "all-pixels")]
+    pub enrd_average: String,
+    /// SSIM column: on rgb (window 7) or gray.
+    #[arg(long, default_value = "rgb")]
+    pub ssim_input: String,
+    /// SSIM window size.
+    #[arg(long, default_value_t = 7)]
+    pub ssim_window: usize,
+    /// Predictor batch size.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Print the cross-valence summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Predictor.
+    #[command(flatten)]
+    pub predictor: PredictorArgs,
+}
+
+/// `emobench predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Images.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// Write Grad-CAM overlays (`<stem>_gradcam.png`) into this folder.
+    #[arg(long)]
+    pub cam_out: Option<PathBuf>,
+    /// JSON lines instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Predictor.
+    #[command(flatten)]
+    pub predictor: PredictorArgs,
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Demo(a) => crate::demo::run_demo(&a.data, &a.out, a.seed),
+        Command::Edit(a) => cmd_edit(a),
+        Command::Score(a) => cmd_score(a),
+        Command::Predict(a) => cmd_predict(a),
+        Command::Trials(t) => crate::study::cli::run(t),
+    }
+}
+
+fn cmd_edit(a: EditArgs) -> anyhow::Result<()> {
+    let cfg = EditConfig {
+        method: a.method,
+        options: serde_json::from_str(&a.options)
+            .with_context(|| format!("--options '{}': not JSON", a.options))?,
+        sources: a.sources,
+        references: a.references,
+        conditions: a.targets.parse().context("--targets")?,
+        out: a.out,
+        shard: a.shard.parse::<Shard>()?,
+        seed: a.seed,
+    };
+    let s = run_edit(&cfg, &baselines::registry::Registry::builtin())?;
+    eprintln!(
+        "{}: {} jobs in shard {}/{}: {} written, {} already done -> {}",
+        cfg.method,
+        s.jobs,
+        cfg.shard.index,
+        cfg.shard.count,
+        s.written,
+        s.skipped,
+        cfg.out.join(&cfg.method).display()
+    );
+    Ok(())
+}
+
+/// Metric options from the score flags.
+pub fn metric_options(a: &ScoreArgs) -> anyhow::Result<MetricOptions> {
+    let ssim_input: EdgeInput = a.ssim_input.parse().context("--ssim-input")?;
+    let options = SsimOptions {
+        win_size: a.ssim_window,
+        ..SsimOptions::default()
+    };
+    Ok(MetricOptions {
+        ess_input: a.ess_input.parse()?,
+        enrd_average: a.enrd_average.parse::<EnrdAverage>()?,
+        ssim: SsimChoice {
+            input: ssim_input,
+            win_size: a.ssim_window,
+            options,
+        },
+    })
+}
+
+/// Metadata written beside every score report.
+#[derive(Debug, serde::Serialize)]
+pub struct ScoreMetadata {
+    /// Tool, version, commit, command.
+    #[serde(flatten)]
+    pub provenance: Provenance,
+    /// Predictor weights.
+    pub predictor: WeightFile,
+    /// Class order of the checkpoint.
+    pub class_order: String,
+    /// Preprocessing: resize filter to 224, input scaling.
+    pub preprocessing: String,
+    /// Metric options.
+    pub metrics: MetricOptions,
+    /// Expected targets.
+    pub targets: String,
+    /// sources.csv with SHA-256.
+    pub sources: WeightFile,
+    /// Row counts.
+    pub scored: usize,
+    /// Missing outputs.
+    pub missing: usize,
+    /// Methods scored.
+    pub methods: Vec<String>,
+}
+
+/// Runs `score` and writes its report; returns the notes printed at the top of every file.
+pub fn score_and_report(
+    cfg: &ScoreConfig,
+    predictor: &Predictor,
+    out: &Path,
+) -> anyhow::Result<(crate::score::ScoreResult, Vec<String>)> {
+    let result = score(cfg, predictor)?;
+    let notes = report_notes(predictor, cfg);
+    let src = predictor.source();
+    let meta = ScoreMetadata {
+        provenance: Provenance::current(),
+        predictor: match src {
+            crate::predictor::PredictorSource::File { path, sha256 } => WeightFile {
+                role: "predictor".into(),
+                path: path.clone(),
+                sha256: sha256.clone(),
+                stand_in: false,
+            },
+            crate::predictor::PredictorSource::StandIn { seed } => WeightFile {
+                role: "predictor".into(),
+                path: format!("stand-in: ResNet-18, ChaCha8 seed {seed}"),
+                sha256: String::new(),
+                stand_in: true,
+            },
+        },
+        class_order: predictor.class_order().to_string(),
+        preprocessing: format!(
+            "PIL-compatible {} resize to 224x224, RGB / 255, no mean/std normalisation",
+            cfg.resize
+        ),
+        metrics: cfg.metrics.clone(),
+        targets: cfg.conditions.to_string(),
+        sources: WeightFile {
+            role: "sources".into(),
+            path: cfg.sources.display().to_string(),
+            sha256: crate::predictor::checkpoint::sha256_file(&cfg.sources)
+                .with_context(|| cfg.sources.display().to_string())?,
+            stand_in: false,
+        },
+        scored: result.rows.len(),
+        missing: result.missing.len(),
+        methods: result.methods.clone(),
+    };
+    crate::report::write_score_report(out, &result, &notes, &meta)?;
+    Ok((result, notes))
+}
+
+/// Lines at the top of every score output: the stand-in notice (if any) and the options.
+pub fn report_notes(predictor: &Predictor, cfg: &ScoreConfig) -> Vec<String> {
+    vec![
+        predictor.source().describe(),
+        format!(
+            "emobench {} ({}); resize {}; ESS Canny(200,500) on {}; ENRD {}; SSIM {} window {}; targets {}",
+            crate::provenance::VERSION,
+            crate::provenance::GIT_COMMIT,
+            cfg.resize,
+            cfg.metrics.ess_input,
+            cfg.metrics.enrd_average,
+            cfg.metrics.ssim.input,
+            cfg.metrics.ssim.win_size,
+            cfg.conditions
+        ),
+    ]
+}
+
+fn cmd_score(a: ScoreArgs) -> anyhow::Result<()> {
+    let predictor = a.predictor.build()?;
+    let conditions: Conditions = a.targets.parse().context("--targets")?;
+    let cfg = ScoreConfig {
+        sources: a.sources.clone(),
+        runs: a.runs.clone(),
+        methods: a
+            .methods
+            .as_ref()
+            .map(|m| m.split(',').map(|s| s.trim().to_string()).collect()),
+        conditions,
+        resize: a.predictor.filter()?,
+        metrics: metric_options(&a)?,
+        batch: a.batch,
+    };
+    let (result, notes) = score_and_report(&cfg, &predictor, &a.out)?;
+    for n in &notes {
+        eprintln!("{n}");
+    }
+    let summary = crate::report::table1::summarise(
+        &result.rows,
+        &result.methods,
+        crate::report::table1::Subset::CrossValence,
+    );
+    if a.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        eprintln!(
+            "scored {} outputs, {} missing (listed in missing.csv); report in {}",
+            result.rows.len(),
+            result.missing.len(),
+            a.out.display()
+        );
+        for s in summary {
+            println!(
+                "{:<12} n={:<5} EMR {:6.2}%  ESR {:6.2}%  ENRD {:6.2}  ESS {:6.2}",
+                s.method, s.n, s.emr, s.esr, s.enrd, s.ess
+            );
+        }
+    }
+    Ok(())
+}
+
+fn cmd_predict(a: PredictArgs) -> anyhow::Result<()> {
+    let predictor = a.predictor.build()?;
+    let filter = a.predictor.filter()?;
+    eprintln!("{}", predictor.source().describe());
+    for path in &a.images {
+        let img = load_for_metrics(path, filter)?;
+        let (pred, cam) = predictor
+            .predict_with_cam(&[&img])?
+            .pop()
+            .context("predictor returned nothing")?;
+        if a.json {
+            let probs: serde_json::Map<String, serde_json::Value> = crate::emotion::Emotion::ALL
+                .iter()
+                .map(|e| (e.name().to_string(), serde_json::json!(pred.prob(*e))))
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({"image": path.display().to_string(), "argmax": pred.argmax.name(), "probs": probs, "stand_in": predictor.source().is_stand_in()})
+            );
+        } else {
+            let parts: Vec<String> = crate::emotion::Emotion::ALL
+                .iter()
+                .map(|e| format!("{e} {:.3}", pred.prob(*e)))
+                .collect();
+            println!("{}: {} ({})", path.display(), pred.argmax, parts.join(", "));
+        }
+        if let Some(dir) = &a.cam_out {
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "image".into());
+            let out = dir.join(format!("{stem}_gradcam.png"));
+            crate::image_io::save_png_atomic(&out, &crate::overlay::cam_overlay(&img, &cam, 0.5))?;
+            eprintln!("Grad-CAM overlay -> {}", out.display());
+        }
+    }
+    Ok(())
+}
