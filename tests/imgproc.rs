@@ -9,16 +9,16 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use emobench::imgproc::{
-    canny_gray, canny_rgb, resize_gray_pil, resize_linear_f32, resize_pil, rgb_to_gray_cv,
-    ssim_gray, ssim_rgb, ResizeFilter, SsimError, SsimOptions,
+    canny_gray, canny_rgb, resize_gray_pil_with, resize_linear_f32, resize_pil, resize_pil_with,
+    rgb_to_gray_cv, ssim_gray, ssim_rgb, PassOrder, ResizeFilter, SsimError, SsimOptions,
 };
 use image::{GrayImage, RgbImage};
 use serde_json::Value;
 
 fn root() -> PathBuf {
     match std::env::var_os("EMOBENCH_IMGPROC_FIXTURES") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/imgproc"),
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/imgproc"),
     }
 }
 
@@ -30,25 +30,35 @@ fn manifest() -> Value {
 }
 
 fn cases<'a>(man: &'a Value, key: &str) -> &'a Vec<Value> {
-    let list = man[key].as_array().unwrap_or_else(|| panic!("manifest has no `{key}` list"));
+    let list = man[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("manifest has no `{key}` list"));
     assert!(!list.is_empty(), "manifest `{key}` list is empty");
     list
 }
 
 fn s<'a>(case: &'a Value, key: &str) -> &'a str {
-    case[key].as_str().unwrap_or_else(|| panic!("{key} missing in {case}"))
+    case[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} missing in {case}"))
 }
 
 fn n(case: &Value, key: &str) -> f64 {
-    case[key].as_f64().unwrap_or_else(|| panic!("{key} missing in {case}"))
+    case[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} missing in {case}"))
 }
 
 fn rgb(rel: &str) -> RgbImage {
-    image::open(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}")).to_rgb8()
+    image::open(root().join(rel))
+        .unwrap_or_else(|e| panic!("{rel}: {e}"))
+        .to_rgb8()
 }
 
 fn gray(rel: &str) -> GrayImage {
-    image::open(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}")).to_luma8()
+    image::open(root().join(rel))
+        .unwrap_or_else(|e| panic!("{rel}: {e}"))
+        .to_luma8()
 }
 
 fn f32s(rel: &str) -> Vec<f32> {
@@ -76,15 +86,23 @@ fn resize_matches_pillow() {
     for case in cases(&man, "resize") {
         let filter: ResizeFilter = s(case, "filter").parse().expect("known filter");
         let (w, h) = (n(case, "width") as u32, n(case, "height") as u32);
+        let order = match s(case, "order") {
+            "classic" => PassOrder::Classic,
+            "pillow13" => PassOrder::Pillow13,
+            other => panic!("unknown pass order {other}"),
+        };
         let (got, want) = if s(case, "mode") == "L" {
-            let out = resize_gray_pil(&gray(s(case, "input")), w, h, filter);
+            let out = resize_gray_pil_with(&gray(s(case, "input")), w, h, filter, order);
             (out.into_raw(), gray(s(case, "output")).into_raw())
         } else {
-            let out = resize_pil(&rgb(s(case, "input")), w, h, filter);
+            let out = resize_pil_with(&rgb(s(case, "input")), w, h, filter, order);
             (out.into_raw(), rgb(s(case, "output")).into_raw())
         };
         let (count, max) = diff_u8(&got, &want);
-        println!("resize {}: {count} differing values (max {max})", s(case, "output"));
+        println!(
+            "resize {}: {count} differing values (max {max})",
+            s(case, "output")
+        );
         assert!(max <= 1, "{}: a value is off by {max}", s(case, "output"));
         total_diff += count;
         total += want.len();
@@ -122,7 +140,12 @@ fn canny_matches_opencv() {
         let share = 1.0 - count as f64 / want.as_raw().len() as f64;
         println!("canny {}: {count} differing pixels", s(case, "output"));
         assert!(got.pixels().all(|p| p.0[0] == 0 || p.0[0] == 255));
-        assert!(share >= 0.999, "{}: only {:.4}% agree", s(case, "output"), share * 100.0);
+        assert!(
+            share >= 0.999,
+            "{}: only {:.4}% agree",
+            s(case, "output"),
+            share * 100.0
+        );
         total_diff += count;
     }
     println!("canny: {total_diff} differing pixels in total");
@@ -139,7 +162,9 @@ fn ssim_matches_skimage() {
             gaussian: case["gaussian"].as_bool().expect("gaussian flag"),
             sigma: n(case, "sigma"),
             data_range: n(case, "data_range"),
-            sample_covariance: case["sample_covariance"].as_bool().expect("covariance flag"),
+            sample_covariance: case["sample_covariance"]
+                .as_bool()
+                .expect("covariance flag"),
         };
         let (a, b) = (rgb(s(case, "a")), rgb(s(case, "b")));
         let got = match s(case, "color") {
@@ -251,10 +276,22 @@ fn timing_224() {
         resize_pil(&src, 224, 224, ResizeFilter::Bilinear)
     });
     time("rgb_to_gray_cv 224", 500, || rgb_to_gray_cv(&img));
-    time("canny_rgb 224 (200, 500)", 200, || canny_rgb(&img, 200.0, 500.0));
-    time("canny_gray 224 (200, 500)", 200, || canny_gray(&g, 200.0, 500.0));
-    time("ssim_rgb 224 win 7", 100, || ssim_rgb(&img, &other, &SsimOptions::default()));
-    time("ssim_gray 224 win 51", 100, || ssim_gray(&g, &g2, &SsimOptions::uniform(51)));
-    time("ssim_rgb 224 gaussian", 100, || ssim_rgb(&img, &other, &SsimOptions::gaussian()));
-    time("resize_linear_f32 7x7 -> 224", 500, || resize_linear_f32(&cam, 7, 7, 224, 224));
+    time("canny_rgb 224 (200, 500)", 200, || {
+        canny_rgb(&img, 200.0, 500.0)
+    });
+    time("canny_gray 224 (200, 500)", 200, || {
+        canny_gray(&g, 200.0, 500.0)
+    });
+    time("ssim_rgb 224 win 7", 100, || {
+        ssim_rgb(&img, &other, &SsimOptions::default())
+    });
+    time("ssim_gray 224 win 51", 100, || {
+        ssim_gray(&g, &g2, &SsimOptions::uniform(51))
+    });
+    time("ssim_rgb 224 gaussian", 100, || {
+        ssim_rgb(&img, &other, &SsimOptions::gaussian())
+    });
+    time("resize_linear_f32 7x7 -> 224", 500, || {
+        resize_linear_f32(&cam, 7, 7, 224, 224)
+    });
 }

@@ -279,6 +279,13 @@ def main() -> None:
         res["score"]["means"] = {k: statistics.fmean(r[k] for r in out["rows"])
                                  for k in ["emr", "esr", "enrd", "ess_rgb", "ssim_gray_w51"]}
     res["loadavg_end"] = os.getloadavg()
+    # 1-minute load before the run (the end value includes this benchmark itself)
+    busy = res["loadavg_start"][0] > 0.75 * (os.cpu_count() or 1)
+    res["machine_busy"] = busy
+    if busy:
+        res["note"] = ("other processes were using the CPUs (see loadavg_*): with more torch threads "
+                       "than free cores, OpenMP threads spin-wait and torch timings inflate many times; "
+                       "compare with a --threads 1 run and rerun on an idle machine")
     args.out.write_text(json.dumps(res, indent=1) + "\n")
 
     print(f"machine: {res['machine']['cpu']} x{res['machine']['logical_cpus']}, torch threads "
@@ -289,6 +296,8 @@ def main() -> None:
         print(f"{k:<34}{v:>12.3f}{res['micro_cpu_ms'][k]:>14.3f}  ms")
     print(f"{'score pipeline (' + str(n) + ' conditions)':<34}{res['score']['conditions_per_s'] or 0:>12.2f}  conditions/s")
     print(f"{'':<34}{res['score']['ms_per_condition'] or 0:>12.1f}  ms/condition")
+    if busy:
+        print("WARNING: " + res["note"])
     print(f"wrote {args.out} and {args.csv}")
 
 

@@ -34,7 +34,7 @@ const EDGE: u8 = 2;
 /// behave as they do in OpenCV rather than as "no edges".
 fn cv_floor(v: f64) -> i32 {
     let f = v.floor();
-    if f.is_nan() || f >= 2_147_483_648.0 || f < -2_147_483_648.0 {
+    if !(-2_147_483_648.0..2_147_483_648.0).contains(&f) {
         i32::MIN
     } else {
         f as i32
@@ -48,25 +48,25 @@ fn gradients<const CN: usize>(src: &[u8], w: usize, h: usize) -> (Vec<i16>, Vec<
     let mut dxs = vec![0i16; n];
     let mut dys = vec![0i16; n];
     let mut mags = vec![0i32; n];
-    let at = |y: usize, x: usize, c: usize| i32::from(src[(y * w + x) * CN + c]);
+    let stride = w * CN;
     for y in 0..h {
         // BORDER_REPLICATE: the missing neighbour is the edge pixel itself.
-        let ym = y.saturating_sub(1);
-        let yp = (y + 1).min(h - 1);
+        let up = &src[y.saturating_sub(1) * stride..][..stride];
+        let mid = &src[y * stride..][..stride];
+        let down = &src[(y + 1).min(h - 1) * stride..][..stride];
         for x in 0..w {
-            let xm = x.saturating_sub(1);
-            let xp = (x + 1).min(w - 1);
+            let (l, m, r) = (x.saturating_sub(1) * CN, x * CN, (x + 1).min(w - 1) * CN);
             let mut best = (0i32, 0i32, -1i32);
             for c in 0..CN {
-                let dx = (at(ym, xp, c) - at(ym, xm, c))
-                    + 2 * (at(y, xp, c) - at(y, xm, c))
-                    + (at(yp, xp, c) - at(yp, xm, c));
-                let dy = (at(yp, xm, c) + 2 * at(yp, x, c) + at(yp, xp, c))
-                    - (at(ym, xm, c) + 2 * at(ym, x, c) + at(ym, xp, c));
-                let m = dx.abs() + dy.abs();
+                let v = |row: &[u8], i: usize| i32::from(row[i + c]);
+                let dx =
+                    (v(up, r) - v(up, l)) + 2 * (v(mid, r) - v(mid, l)) + (v(down, r) - v(down, l));
+                let dy = (v(down, l) + 2 * v(down, m) + v(down, r))
+                    - (v(up, l) + 2 * v(up, m) + v(up, r));
+                let mag = dx.abs() + dy.abs();
                 // Strict comparison: on ties the earlier channel keeps the pixel, as in OpenCV.
-                if m > best.2 {
-                    best = (dx, dy, m);
+                if mag > best.2 {
+                    best = (dx, dy, mag);
                 }
             }
             let i = y * w + x;
@@ -120,8 +120,16 @@ fn edges_from_gradients(
                     m > mag[p - mw] && m >= mag[p + mw]
                 } else {
                     // Diagonal: the sign agreement of dx and dy picks which diagonal.
-                    let up = if (xs ^ ys) < 0 { p - mw + 1 } else { p - mw - 1 };
-                    let down = if (xs ^ ys) < 0 { p + mw - 1 } else { p + mw + 1 };
+                    let up = if (xs ^ ys) < 0 {
+                        p - mw + 1
+                    } else {
+                        p - mw - 1
+                    };
+                    let down = if (xs ^ ys) < 0 {
+                        p + mw - 1
+                    } else {
+                        p + mw + 1
+                    };
                     m > mag[up] && m > mag[down]
                 }
             };
@@ -223,13 +231,18 @@ mod tests {
 
     #[test]
     fn thresholds_order_does_not_matter() {
-        let g = GrayImage::from_fn(20, 20, |x, y| image::Luma([((x * 37 + y * 11) % 256) as u8]));
+        let g = GrayImage::from_fn(20, 20, |x, y| {
+            image::Luma([((x * 37 + y * 11) % 256) as u8])
+        });
         assert_eq!(canny_gray(&g, 500.0, 200.0), canny_gray(&g, 200.0, 500.0));
     }
 
     #[test]
     fn degenerate_sizes() {
-        assert_eq!(canny_gray(&GrayImage::new(0, 0), 1.0, 2.0).dimensions(), (0, 0));
+        assert_eq!(
+            canny_gray(&GrayImage::new(0, 0), 1.0, 2.0).dimensions(),
+            (0, 0)
+        );
         let one = GrayImage::from_pixel(1, 1, image::Luma([255]));
         assert_eq!(canny_gray(&one, 1.0, 2.0).get_pixel(0, 0).0[0], 0);
     }

@@ -24,5 +24,8 @@ pub mod ssim;
 pub use canny::{canny_gray, canny_rgb};
 pub use cv_resize::{resize_linear_f32, CvResizeError};
 pub use gray::{luma_cv, rgb_to_gray_cv};
-pub use resize::{resize_gray_pil, resize_pil, ParseResizeFilterError, ResizeFilter};
+pub use resize::{
+    resize_gray_pil, resize_gray_pil_with, resize_pil, resize_pil_with, ParseResizeFilterError,
+    PassOrder, ResizeFilter,
+};
 pub use ssim::{ssim_gray, ssim_rgb, SsimError, SsimOptions};

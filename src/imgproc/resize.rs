@@ -10,7 +10,9 @@
 //! followed by a vertical pass, each clipped to `0..=255`.
 //!
 //! Pillow's Python layer adds nothing for `RGB` and `L` images with the default arguments (no
-//! `box`, no `reducing_gap`), except that a same-size resize returns a copy.
+//! `box`, no `reducing_gap`), except that a same-size resize returns a copy. Pillow 13 changed
+//! the order of the two passes for resizes that shrink the height much more than the width; see
+//! [`PassOrder`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -184,12 +186,12 @@ fn horizontal<const CN: usize>(
         for (xx, px) in line_out.chunks_exact_mut(CN).enumerate() {
             let (xmin, taps) = c.bounds[xx];
             let k = &c.kk[xx * c.ksize..xx * c.ksize + taps];
+            let pixels = &line_in[xmin * CN..(xmin + taps) * CN];
             let mut ss = [HALF; CN];
-            for (x, &kx) in k.iter().enumerate() {
-                let base = (xmin + x) * CN;
+            for (&kx, p) in k.iter().zip(pixels.chunks_exact(CN)) {
                 for ch in 0..CN {
                     // Wrapping arithmetic mirrors C's int; real coefficients never overflow.
-                    ss[ch] = ss[ch].wrapping_add(i32::from(line_in[base + ch]).wrapping_mul(kx));
+                    ss[ch] = ss[ch].wrapping_add(i32::from(p[ch]).wrapping_mul(kx));
                 }
             }
             for ch in 0..CN {
@@ -225,77 +227,131 @@ fn vertical<const CN: usize>(src: &[u8], w: usize, row_offset: usize, c: &Coeffs
     out
 }
 
+/// Which of Pillow's two pass orders to reproduce.
+///
+/// Pillow 3.4 to 12.x always run the horizontal pass first. Pillow 13.0 runs the vertical pass
+/// first when the height shrinks by more than twice as many pixels as the width
+/// (`in_h - out_h > 0 && in_h - out_h > 2 * (in_w - out_w)`), which changes some output values
+/// by a few levels on such resizes (portrait photos squeezed to a square, for instance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PassOrder {
+    /// Horizontal then vertical, always: Pillow up to 12.x, what the EmoEditor authors ran.
+    #[default]
+    Classic,
+    /// Pillow 13's rule: vertical first when the height shrinks much more than the width.
+    Pillow13,
+}
+
+impl PassOrder {
+    /// Whether the horizontal pass runs first for this resize.
+    fn horizontal_first(self, w: usize, h: usize, out_w: usize, out_h: usize) -> bool {
+        match self {
+            PassOrder::Classic => true,
+            PassOrder::Pillow13 => {
+                let dh = h as i64 - out_h as i64;
+                let dw = w as i64 - out_w as i64;
+                !(dh > 0 && dh > dw * 2)
+            }
+        }
+    }
+}
+
 /// Pillow's `ImagingResampleInner` on a raw interleaved 8-bit buffer.
 fn resample<const CN: usize>(
     src: &[u8],
-    w: usize,
-    h: usize,
-    out_w: usize,
-    out_h: usize,
+    (w, h): (usize, usize),
+    (out_w, out_h): (usize, usize),
     filter: ResizeFilter,
+    order: PassOrder,
 ) -> Vec<u8> {
     let need_h = out_w != w;
     let need_v = out_h != h;
-    let vert = precompute_coeffs(h, out_h, filter);
-    // Only the source rows the vertical pass reads go through the horizontal pass.
-    let first_row = vert.bounds.first().map_or(0, |b| b.0);
-    let last_row = vert.bounds.last().map_or(h, |b| b.0 + b.1);
     match (need_h, need_v) {
         (false, false) => src.to_vec(),
         (true, false) => horizontal::<CN>(src, w, 0, h, &precompute_coeffs(w, out_w, filter)),
-        (false, true) => vertical::<CN>(src, w, 0, &vert),
+        (false, true) => vertical::<CN>(src, w, 0, &precompute_coeffs(h, out_h, filter)),
         (true, true) => {
+            let vert = precompute_coeffs(h, out_h, filter);
             let horiz = precompute_coeffs(w, out_w, filter);
-            let tmp = horizontal::<CN>(src, w, first_row, last_row - first_row, &horiz);
-            vertical::<CN>(&tmp, out_w, first_row, &vert)
+            if order.horizontal_first(w, h, out_w, out_h) {
+                // Only the source rows the vertical pass reads go through the horizontal pass.
+                let first_row = vert.bounds.first().map_or(0, |b| b.0);
+                let last_row = vert.bounds.last().map_or(h, |b| b.0 + b.1);
+                let tmp = horizontal::<CN>(src, w, first_row, last_row - first_row, &horiz);
+                vertical::<CN>(&tmp, out_w, first_row, &vert)
+            } else {
+                let tmp = vertical::<CN>(src, w, 0, &vert);
+                horizontal::<CN>(&tmp, w, 0, out_h, &horiz)
+            }
         }
     }
 }
 
 fn resize_buffer<P: Pixel<Subpixel = u8>, const CN: usize>(
     img: &ImageBuffer<P, Vec<u8>>,
-    width: u32,
-    height: u32,
+    (width, height): (u32, u32),
     filter: ResizeFilter,
+    order: PassOrder,
 ) -> ImageBuffer<P, Vec<u8>> {
     let (w, h) = img.dimensions();
-    if (w, h) == (width, height) || w == 0 || h == 0 || width == 0 || height == 0 {
-        if (w, h) == (width, height) {
-            return img.clone();
-        }
-        // Pillow refuses empty images; an all-black image of the requested size is the only
+    if (w, h) == (width, height) {
+        return img.clone();
+    }
+    if w == 0 || h == 0 || width == 0 || height == 0 {
+        // Pillow refuses empty images; an all-zero image of the requested size is the only
         // total answer that keeps this function infallible.
         return ImageBuffer::new(width, height);
     }
     let data = resample::<CN>(
         img.as_raw(),
-        w as usize,
-        h as usize,
-        width as usize,
-        height as usize,
+        (w as usize, h as usize),
+        (width as usize, height as usize),
         filter,
+        order,
     );
     ImageBuffer::from_raw(width, height, data).unwrap_or_else(|| ImageBuffer::new(width, height))
 }
 
-/// Resize an 8-bit RGB image exactly as Pillow's `Image.resize((width, height), filter)` does.
+/// Resize an 8-bit RGB image exactly as Pillow's `Image.resize((width, height), filter)` does
+/// (Pillow up to 12.x; see [`resize_pil_with`] for Pillow 13's pass order).
 ///
 /// Same size returns a copy, as Pillow does. An empty source or target (zero width or height),
 /// which Pillow rejects, gives an all-zero image of the requested size.
 pub fn resize_pil(img: &RgbImage, width: u32, height: u32, filter: ResizeFilter) -> RgbImage {
-    resize_buffer::<_, 3>(img, width, height, filter)
+    resize_buffer::<_, 3>(img, (width, height), filter, PassOrder::Classic)
 }
 
-/// Resize an 8-bit grayscale (`L`) image exactly as Pillow's `Image.resize` does.
-///
-/// Same conventions as [`resize_pil`].
+/// [`resize_pil`] with an explicit Pillow pass order.
+pub fn resize_pil_with(
+    img: &RgbImage,
+    width: u32,
+    height: u32,
+    filter: ResizeFilter,
+    order: PassOrder,
+) -> RgbImage {
+    resize_buffer::<_, 3>(img, (width, height), filter, order)
+}
+
+/// Resize an 8-bit grayscale (`L`) image exactly as Pillow's `Image.resize` does (Pillow up to
+/// 12.x). Same conventions as [`resize_pil`].
 pub fn resize_gray_pil(
     img: &GrayImage,
     width: u32,
     height: u32,
     filter: ResizeFilter,
 ) -> GrayImage {
-    resize_buffer::<_, 1>(img, width, height, filter)
+    resize_buffer::<_, 1>(img, (width, height), filter, PassOrder::Classic)
+}
+
+/// [`resize_gray_pil`] with an explicit Pillow pass order.
+pub fn resize_gray_pil_with(
+    img: &GrayImage,
+    width: u32,
+    height: u32,
+    filter: ResizeFilter,
+    order: PassOrder,
+) -> GrayImage {
+    resize_buffer::<_, 1>(img, (width, height), filter, order)
 }
 
 #[cfg(test)]
@@ -343,10 +399,31 @@ mod tests {
     }
 
     #[test]
+    fn pass_order_rule() {
+        assert!(PassOrder::Classic.horizontal_first(100, 1000, 50, 10));
+        assert!(!PassOrder::Pillow13.horizontal_first(100, 1000, 50, 10));
+        // Height shrinks by 300, width by 213: not more than twice.
+        assert!(PassOrder::Pillow13.horizontal_first(437, 512, 224, 212));
+        // Upscaling never goes vertical first.
+        assert!(PassOrder::Pillow13.horizontal_first(10, 10, 5, 40));
+        let img = RgbImage::from_fn(20, 90, |x, y| {
+            image::Rgb([(x * 13) as u8, (y * 3) as u8, 9])
+        });
+        let a = resize_pil_with(&img, 15, 10, ResizeFilter::Bicubic, PassOrder::Pillow13);
+        assert_eq!(a.dimensions(), (15, 10));
+    }
+
+    #[test]
     fn empty_inputs_do_not_panic() {
         let empty = RgbImage::new(0, 4);
-        assert_eq!(resize_pil(&empty, 3, 2, ResizeFilter::Bilinear).dimensions(), (3, 2));
+        assert_eq!(
+            resize_pil(&empty, 3, 2, ResizeFilter::Bilinear).dimensions(),
+            (3, 2)
+        );
         let img = GrayImage::from_pixel(4, 4, image::Luma([9]));
-        assert_eq!(resize_gray_pil(&img, 0, 2, ResizeFilter::Bicubic).dimensions(), (0, 2));
+        assert_eq!(
+            resize_gray_pil(&img, 0, 2, ResizeFilter::Bicubic).dimensions(),
+            (0, 2)
+        );
     }
 }

@@ -16,14 +16,14 @@
 //! Uniform windows use exact integer box sums (8-bit inputs make every sum an integer), so the
 //! cost does not grow with the window: the critic's 51-pixel window costs the same as 7.
 
+use image::{GrayImage, RgbImage};
+
 /// scikit-image's `K1`.
 const K1: f64 = 0.01;
 /// scikit-image's `K2`.
 const K2: f64 = 0.03;
 /// scikit-image's `truncate` for `gaussian_weights=True`: 11 taps at `sigma = 1.5`.
 const GAUSSIAN_TRUNCATE: f64 = 3.5;
-
-use image::{GrayImage, RgbImage};
 
 /// Parameters of [`ssim_gray`] and [`ssim_rgb`], named after scikit-image's arguments.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -100,7 +100,9 @@ fn gaussian_radius(sigma: f64) -> usize {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SsimError {
     /// The two images differ in size.
-    #[error("SSIM needs images of the same size, got {a_width}x{a_height} and {b_width}x{b_height}")]
+    #[error(
+        "SSIM needs images of the same size, got {a_width}x{a_height} and {b_width}x{b_height}"
+    )]
     SizeMismatch {
         /// Width of the first image.
         a_width: u32,
@@ -182,7 +184,7 @@ fn check(a: (u32, u32), b: (u32, u32), opts: &SsimOptions) -> Result<(), SsimErr
             height: h,
         });
     }
-    if opts.win_size % 2 == 0 {
+    if opts.win_size.is_multiple_of(2) {
         return Err(SsimError::EvenWindow(opts.win_size));
     }
     if opts.win_size == 1 && opts.sample_covariance {
@@ -206,49 +208,68 @@ fn check(a: (u32, u32), b: (u32, u32), opts: &SsimOptions) -> Result<(), SsimErr
     Ok(())
 }
 
-/// Local first and second moments over the cropped region, row-major, `cw * ch` values each.
-struct Moments {
-    ux: Vec<f64>,
-    uy: Vec<f64>,
-    uxx: Vec<f64>,
-    uyy: Vec<f64>,
-    uxy: Vec<f64>,
+/// The five local statistics at one pixel: means of x, y, x^2, y^2 and xy over the window.
+type Stats = [f64; 5];
+
+/// Constants of the SSIM formula for one set of options.
+struct Formula {
+    cov_norm: f64,
+    c1: f64,
+    c2: f64,
+}
+
+impl Formula {
+    fn new(opts: &SsimOptions) -> Self {
+        let np = (opts.win_size * opts.win_size) as f64;
+        Formula {
+            cov_norm: if opts.sample_covariance {
+                np / (np - 1.0)
+            } else {
+                1.0
+            },
+            c1: (K1 * opts.data_range).powi(2),
+            c2: (K2 * opts.data_range).powi(2),
+        }
+    }
+
+    /// SSIM at one pixel, with scikit-image's expression shapes so that rounding stays at the
+    /// 1e-16 level.
+    #[inline]
+    fn ssim(&self, [ux, uy, uxx, uyy, uxy]: Stats) -> f64 {
+        let vx = self.cov_norm * (uxx - ux * ux);
+        let vy = self.cov_norm * (uyy - uy * uy);
+        let vxy = self.cov_norm * (uxy - ux * uy);
+        let a1 = 2.0 * ux * uy + self.c1;
+        let a2 = 2.0 * vxy + self.c2;
+        let b1 = ux * ux + uy * uy + self.c1;
+        let b2 = vx + vy + self.c2;
+        (a1 * a2) / (b1 * b2)
+    }
+}
+
+/// The five per-pixel products the statistics average, exact in integers.
+#[inline]
+fn products(x: u8, y: u8) -> [u64; 5] {
+    let (x, y) = (u64::from(x), u64::from(y));
+    [x, y, x * x, y * y, x * y]
 }
 
 /// SSIM of one channel of two interleaved 8-bit buffers (`stride` bytes between pixels).
 fn ssim_plane(a: &[u8], b: &[u8], stride: usize, w: usize, h: usize, opts: &SsimOptions) -> f64 {
     let x: Vec<u8> = a.iter().step_by(stride).take(w * h).copied().collect();
     let y: Vec<u8> = b.iter().step_by(stride).take(w * h).copied().collect();
+    let formula = Formula::new(opts);
     let pad = (opts.win_size - 1) / 2;
     let (cw, ch) = (w - 2 * pad, h - 2 * pad);
-    let m = if opts.gaussian {
-        gaussian_moments(&x, &y, w, h, pad, opts.sigma)
-    } else {
-        uniform_moments(&x, &y, w, h, opts.win_size)
-    };
-    let np = (opts.win_size * opts.win_size) as f64;
-    let cov_norm = if opts.sample_covariance {
-        np / (np - 1.0)
-    } else {
-        1.0
-    };
-    let c1 = (K1 * opts.data_range).powi(2);
-    let c2 = (K2 * opts.data_range).powi(2);
-    let mut map = Vec::with_capacity(cw * ch);
-    for i in 0..cw * ch {
-        let (ux, uy) = (m.ux[i], m.uy[i]);
-        // Same expression shapes as scikit-image, so rounding stays at the 1e-16 level.
-        let vx = cov_norm * (m.uxx[i] - ux * ux);
-        let vy = cov_norm * (m.uyy[i] - uy * uy);
-        let vxy = cov_norm * (m.uxy[i] - ux * uy);
-        let a1 = 2.0 * ux * uy + c1;
-        let a2 = 2.0 * vxy + c2;
-        let b1 = ux * ux + uy * uy + c1;
-        let b2 = vx + vy + c2;
-        map.push((a1 * a2) / (b1 * b2));
-    }
+    let mut row = vec![0.0; cw];
+    let mut total = 0.0;
     // numpy reduces the cropped (non-contiguous) view row by row, each row pairwise.
-    let total = map.chunks_exact(cw).fold(0.0, |acc, row| acc + numpy_sum(row));
+    let mut emit = |row: &[f64]| total += numpy_sum(row);
+    if opts.gaussian {
+        gaussian_rows(&x, &y, w, h, pad, opts.sigma, &formula, &mut row, &mut emit);
+    } else {
+        uniform_rows(&x, &y, w, h, opts.win_size, &formula, &mut row, &mut emit);
+    }
     total / (cw * ch) as f64
 }
 
@@ -279,42 +300,58 @@ fn numpy_sum(v: &[f64]) -> f64 {
     }
 }
 
-/// Uniform-window moments from exact integer summed-area tables.
-fn uniform_moments(x: &[u8], y: &[u8], w: usize, h: usize, win: usize) -> Moments {
-    let (cw, ch) = (w + 1 - win, h + 1 - win);
-    // One summed-area table per statistic; `u64` holds 2^32 pixels of 255^2 without overflow.
-    let table = |f: &dyn Fn(u64, u64) -> u64| -> Vec<u64> {
-        let tw = w + 1;
-        let mut t = vec![0u64; tw * (h + 1)];
-        for r in 0..h {
-            let mut row_sum = 0u64;
-            for c in 0..w {
-                row_sum += f(u64::from(x[r * w + c]), u64::from(y[r * w + c]));
-                t[(r + 1) * tw + c + 1] = t[r * tw + c + 1] + row_sum;
-            }
-        }
-        t
-    };
+/// Uniform window: exact integer window sums, slid down the image (column sums) and along each
+/// row, so the cost does not depend on the window size. Each output row of the SSIM map is
+/// handed to `emit`.
+#[allow(clippy::too_many_arguments)]
+fn uniform_rows(
+    x: &[u8],
+    y: &[u8],
+    w: usize,
+    h: usize,
+    win: usize,
+    formula: &Formula,
+    row: &mut [f64],
+    emit: &mut impl FnMut(&[f64]),
+) {
     let np = (win * win) as f64;
-    let means = |t: Vec<u64>| -> Vec<f64> {
-        let tw = w + 1;
-        let mut out = Vec::with_capacity(cw * ch);
-        for r in 0..ch {
-            for c in 0..cw {
-                let s = t[(r + win) * tw + c + win] + t[r * tw + c]
-                    - t[r * tw + c + win]
-                    - t[(r + win) * tw + c];
-                out.push(s as f64 / np);
+    // u64: a window sum of 255^2 over any realistic window fits with room to spare.
+    let mut cols = vec![[0u64; 5]; w];
+    for r in 0..win {
+        for (c, acc) in cols.iter_mut().enumerate() {
+            let p = products(x[r * w + c], y[r * w + c]);
+            for k in 0..5 {
+                acc[k] += p[k];
             }
         }
-        out
-    };
-    Moments {
-        ux: means(table(&|p, _| p)),
-        uy: means(table(&|_, q| q)),
-        uxx: means(table(&|p, _| p * p)),
-        uyy: means(table(&|_, q| q * q)),
-        uxy: means(table(&|p, q| p * q)),
+    }
+    for top in 0..=h - win {
+        if top > 0 {
+            let (out_r, in_r) = ((top - 1) * w, (top + win - 1) * w);
+            for (c, acc) in cols.iter_mut().enumerate() {
+                let old = products(x[out_r + c], y[out_r + c]);
+                let new = products(x[in_r + c], y[in_r + c]);
+                for k in 0..5 {
+                    acc[k] = acc[k] + new[k] - old[k];
+                }
+            }
+        }
+        let mut sum = [0u64; 5];
+        for acc in &cols[..win] {
+            for k in 0..5 {
+                sum[k] += acc[k];
+            }
+        }
+        for (left, out) in row.iter_mut().enumerate() {
+            if left > 0 {
+                let (old, new) = (&cols[left - 1], &cols[left + win - 1]);
+                for k in 0..5 {
+                    sum[k] = sum[k] + new[k] - old[k];
+                }
+            }
+            *out = formula.ssim(sum.map(|v| v as f64 / np));
+        }
+        emit(row);
     }
 }
 
@@ -337,62 +374,79 @@ fn reflect(i: i64, n: usize) -> usize {
     (if k >= n { period - 1 - k } else { k }) as usize
 }
 
-/// Gaussian moments: `gaussian_filter` along rows (axis 0) then columns (axis 1), each a
+/// Gaussian window: `gaussian_filter` along rows (axis 0) then columns (axis 1), each a
 /// symmetric correlation summed the way scipy's `correlate1d` sums symmetric kernels (centre
 /// tap first, then pairs from the outermost inwards), evaluated on the cropped region only.
-fn gaussian_moments(x: &[u8], y: &[u8], w: usize, h: usize, pad: usize, sigma: f64) -> Moments {
-    let (cw, ch) = (w - 2 * pad, h - 2 * pad);
-    let radius = gaussian_radius(sigma);
+#[allow(clippy::too_many_arguments)]
+fn gaussian_rows(
+    x: &[u8],
+    y: &[u8],
+    w: usize,
+    h: usize,
+    pad: usize,
+    sigma: f64,
+    formula: &Formula,
+    row: &mut [f64],
+    emit: &mut impl FnMut(&[f64]),
+) {
+    let cw = row.len();
     // scipy skips axes whose sigma is (almost) zero: the filter is then the identity.
-    let (kernel, radius) = if sigma > 1e-15 {
-        (gaussian_kernel(sigma, radius), radius)
+    let radius = if sigma > 1e-15 {
+        gaussian_radius(sigma)
     } else {
-        (vec![1.0], 0)
+        0
+    };
+    let kernel = if radius > 0 {
+        gaussian_kernel(sigma, radius)
+    } else {
+        vec![1.0]
     };
     let centre = kernel[radius];
-    let filter = |f: &dyn Fn(f64, f64) -> f64| -> Vec<f64> {
-        let plane: Vec<f64> = x
-            .iter()
-            .zip(y)
-            .map(|(&p, &q)| f(f64::from(p), f64::from(q)))
+    let plane: Vec<[f64; 5]> = x
+        .iter()
+        .zip(y)
+        .map(|(&p, &q)| products(p, q).map(|v| v as f64))
+        .collect();
+    // Reflected neighbour indices of each cropped column, outermost pair first.
+    let col_pairs: Vec<Vec<(usize, usize)>> = (0..cw)
+        .map(|c| {
+            let col = (c + pad) as i64;
+            (1..=radius as i64)
+                .rev()
+                .map(|j| (reflect(col - j, w), reflect(col + j, w)))
+                .collect()
+        })
+        .collect();
+    let weights: Vec<f64> = (1..=radius).rev().map(|j| kernel[radius + j]).collect();
+    let mut vert = vec![[0.0f64; 5]; w];
+    for r in 0..h - 2 * pad {
+        let rr = (r + pad) as i64;
+        let row_pairs: Vec<(usize, usize)> = (1..=radius as i64)
+            .rev()
+            .map(|j| (reflect(rr - j, h) * w, reflect(rr + j, h) * w))
             .collect();
-        // Vertical pass on the rows of the cropped region, all columns.
-        let mut vert = vec![0.0; ch * w];
-        for r in 0..ch {
-            let row = (r + pad) as i64;
-            for c in 0..w {
-                let mut acc = plane[(row as usize) * w + c] * centre;
-                for j in (1..=radius).rev() {
-                    let up = reflect(row - j as i64, h);
-                    let down = reflect(row + j as i64, h);
-                    acc += (plane[up * w + c] + plane[down * w + c]) * kernel[radius + j];
+        let mid = (r + pad) * w;
+        for (c, out) in vert.iter_mut().enumerate() {
+            let mut acc = plane[mid + c].map(|v| v * centre);
+            for (&(up, down), &wt) in row_pairs.iter().zip(&weights) {
+                let (u, d) = (&plane[up + c], &plane[down + c]);
+                for k in 0..5 {
+                    acc[k] += (u[k] + d[k]) * wt;
                 }
-                vert[r * w + c] = acc;
             }
+            *out = acc;
         }
-        // Horizontal pass on the cropped columns.
-        let mut out = Vec::with_capacity(cw * ch);
-        for r in 0..ch {
-            let line = &vert[r * w..(r + 1) * w];
-            for c in 0..cw {
-                let col = (c + pad) as i64;
-                let mut acc = line[col as usize] * centre;
-                for j in (1..=radius).rev() {
-                    let left = reflect(col - j as i64, w);
-                    let right = reflect(col + j as i64, w);
-                    acc += (line[left] + line[right]) * kernel[radius + j];
+        for (c, out) in row.iter_mut().enumerate() {
+            let mut acc = vert[c + pad].map(|v| v * centre);
+            for (&(left, right), &wt) in col_pairs[c].iter().zip(&weights) {
+                let (l, rt) = (&vert[left], &vert[right]);
+                for k in 0..5 {
+                    acc[k] += (l[k] + rt[k]) * wt;
                 }
-                out.push(acc);
             }
+            *out = formula.ssim(acc);
         }
-        out
-    };
-    Moments {
-        ux: filter(&|p, _| p),
-        uy: filter(&|_, q| q),
-        uxx: filter(&|p, _| p * p),
-        uyy: filter(&|_, q| q * q),
-        uxy: filter(&|p, q| p * q),
+        emit(row);
     }
 }
 

@@ -154,7 +154,17 @@ fn read_pickle<R: BufRead>(r: &mut R) -> candle_core::Result<Object> {
 /// storage keys), then each storage's raw bytes, in key order, after an 8-byte element count.
 fn read_legacy(path: &Path) -> candle_core::Result<Vec<(String, Tensor)>> {
     let mut r = BufReader::new(std::fs::File::open(path)?);
-    for _ in 0..3 {
+    // The magic number is a 10-byte LONG1, which candle's pickle reader cannot hold: check its
+    // bytes here instead (PROTO 2, LONG1 len 10, 0x1950a86a20f9469cfc6c little-endian, STOP).
+    let mut magic = [0u8; 15];
+    r.read_exact(&mut magic)?;
+    const MAGIC: [u8; 15] = [
+        0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, b'.',
+    ];
+    if magic != MAGIC {
+        candle_core::bail!("not a legacy PyTorch file (bad magic number)");
+    }
+    for _ in 0..2 {
         read_pickle(&mut r)?;
     }
     let obj = read_pickle(&mut r)?;

@@ -3,8 +3,10 @@
 //! With the ResNet head (global average pool, then `fc`), d logit_c / d A_k(i, j) = W[c, k] / (H W)
 //! for every position, so the "mean gradient" channel weights are exactly W[c, k] / (H W): no
 //! backward pass is needed, and the result is what autograd would give. The map is then
-//! ReLU(sum_k alpha_k A_k), shifted by its minimum, divided by (max + 1e-7), and resized with
-//! cv2.resize's bilinear rule, as pytorch-grad-cam's `scale_cam_image` does.
+//! ReLU(sum_k alpha_k A_k), shifted by its minimum, divided by (max + 1e-7), resized with
+//! cv2.resize's bilinear rule, and min-max scaled a second time at full size: pytorch-grad-cam
+//! (1.5.x) calls `scale_cam_image` once per layer and again when aggregating layers, and the second
+//! pass moves values by up to 0.0085, enough to flip mask pixels near 0.5.
 
 use crate::imgproc::cv_resize::{resize_linear_f32, CvResizeError};
 
@@ -31,6 +33,14 @@ impl CamMap {
     pub fn region(&self) -> Vec<bool> {
         self.values.iter().map(|v| *v > REGION_THRESHOLD).collect()
     }
+}
+
+/// `(x - min) / (1e-7 + max(x - min))` in f32, as `scale_cam_image`; all zeros stay zeros.
+fn min_max(x: &[f32]) -> Vec<f32> {
+    let min = x.iter().copied().fold(f32::INFINITY, f32::min);
+    let shifted: Vec<f32> = x.iter().map(|v| v - min).collect();
+    let max = shifted.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    shifted.iter().map(|v| v / (1e-7 + max)).collect()
 }
 
 /// One image's `layer4` activations, channel-major (C x H x W).
@@ -69,11 +79,7 @@ pub fn grad_cam(
     for r in raw.iter_mut() {
         *r = r.max(0.0);
     }
-    let min = raw.iter().copied().fold(f32::INFINITY, f32::min);
-    let scaled: Vec<f32> = raw.iter().map(|v| v - min).collect();
-    let max = scaled.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let scaled: Vec<f32> = scaled.iter().map(|v| v / (1e-7 + max)).collect();
-    let values = resize_linear_f32(&scaled, fw, fh, out_w, out_h)?;
+    let values = min_max(&resize_linear_f32(&min_max(&raw), fw, fh, out_w, out_h)?);
     Ok(CamMap {
         width: out_w,
         height: out_h,

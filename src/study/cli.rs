@@ -122,7 +122,7 @@ pub struct AnalyseArgs {
     /// 1 - confidence level.
     #[arg(long, default_value_t = 0.05)]
     pub alpha: f64,
-    /// Venue for files that do not name one (default: the design's, else online).
+    /// Venue for files that do not name one, i.e. MTurk batch results (default: online).
     #[arg(long)]
     pub venue: Option<String>,
     /// Skip the figures.
@@ -308,7 +308,6 @@ pub fn run(cmd: TrialsCommand) -> anyhow::Result<()> {
                 let design = load_design(d)?;
                 opts.reference = design.study.reference.clone();
                 opts.max_check_errors = design.study.max_check_errors;
-                opts.venue = design.study.venue.clone();
                 opts.baseline_order = design.study.compared.clone();
                 extra.push(d.join("design.json"));
                 extra.push(d.join("trials.csv"));

@@ -166,7 +166,8 @@ pub fn simulate(trials: &[TrialRow], opts: &SimulateOptions) -> Result<Vec<SimPa
             Behaviour::SideBiased
         };
         let shift = opts.heterogeneity_sd * normal(&mut rng);
-        let pid = format!("sim{:0width$}", i + 1);
+        // The seed is part of the id so files simulated with different seeds can be pooled.
+        let pid = format!("sim{}-{:0width$}", opts.seed, i + 1);
         let mut responses = Vec::with_capacity(rows.len());
         for t in rows {
             let kind = if t.kind == "check" {
