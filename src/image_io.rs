@@ -5,7 +5,7 @@
 //! gray, alpha, palette and 16-bit inputs become 8-bit RGB. Alpha is dropped, not composited, which is
 //! what PIL's `.convert('RGB')` in the authors' scripts does.
 
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use image::{ImageDecoder, ImageReader, Limits, RgbImage};
@@ -108,8 +108,31 @@ pub fn load_rgb_with(path: &Path, limits: &DecodeLimits) -> Result<RgbImage, Ima
             limit: limits.max_file_bytes,
         });
     }
-    let file = std::fs::File::open(path).map_err(io)?;
-    let reader = ImageReader::new(BufReader::new(file))
+    let bytes = std::fs::read(path).map_err(io)?;
+    let format = image::guess_format(&bytes).ok();
+    // PNG decoders read past IHDR while initialising, so a lying header must be caught here first.
+    if format == Some(image::ImageFormat::Png) && bytes.len() >= 24 && &bytes[12..16] == b"IHDR" {
+        let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let (width, height) = (be(16), be(20));
+        if width > limits.max_side || height > limits.max_side {
+            return Err(ImageError::TooLarge {
+                path: path.to_path_buf(),
+                width,
+                height,
+                limit: limits.max_side,
+            });
+        }
+    }
+    // zune-jpeg fills a truncated scan with gray instead of failing (PIL raises "image file is
+    // truncated"); entropy-coded data cannot contain FF D9, so a missing end-of-image marker near
+    // the end means the file was cut.
+    if format == Some(image::ImageFormat::Jpeg) {
+        let tail = &bytes[bytes.len().saturating_sub(1024)..];
+        if !tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
+            return Err(decode_err(path, "truncated JPEG (no end-of-image marker)"));
+        }
+    }
+    let reader = ImageReader::new(std::io::Cursor::new(&bytes))
         .with_guessed_format()
         .map_err(io)?;
     let mut decoder = reader.into_decoder().map_err(|e| decode_err(path, e))?;
