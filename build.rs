@@ -13,7 +13,11 @@ fn main() {
     let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
         .map(|s| !s.is_empty())
         .unwrap_or(false);
-    let value = if dirty { format!("{commit}-dirty") } else { commit };
+    let value = if dirty {
+        format!("{commit}-dirty")
+    } else {
+        commit
+    };
     println!("cargo:rustc-env=EMOBENCH_GIT_COMMIT={value}");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/index");

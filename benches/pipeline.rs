@@ -47,9 +47,15 @@ fn main() -> anyhow::Result<()> {
     let b8 = median_ms(|| drop(p.predict(&eight)), 5) / eight.len() as f64;
     let cam = median_ms(|| drop(p.predict_with_cam(&one)), 10);
     let canny = median_ms(|| drop(canny_rgb(&imgs[0], 200.0, 500.0)), 50);
-    let s7 = median_ms(|| drop(ssim_rgb(&imgs[0], &imgs[1], &SsimOptions::default())), 20);
+    let s7 = median_ms(
+        || drop(ssim_rgb(&imgs[0], &imgs[1], &SsimOptions::default())),
+        20,
+    );
     let (g0, g1) = (rgb_to_gray_cv(&imgs[0]), rgb_to_gray_cv(&imgs[1]));
-    let o51 = SsimOptions { win_size: 51, ..SsimOptions::default() };
+    let o51 = SsimOptions {
+        win_size: 51,
+        ..SsimOptions::default()
+    };
     let s51 = median_ms(|| drop(ssim_gray(&g0, &g1, &o51)), 20);
 
     // Whole `score`: 8 sources x 4 cross-valence targets, from files, into a report folder.
@@ -57,7 +63,16 @@ fn main() -> anyhow::Result<()> {
     let runs = tmp.join("runs/shift");
     std::fs::create_dir_all(&runs)?;
     let mut csv = String::from("id,path,emotion\n");
-    let emos = ["amusement", "awe", "contentment", "excitement", "anger", "disgust", "fear", "sadness"];
+    let emos = [
+        "amusement",
+        "awe",
+        "contentment",
+        "excitement",
+        "anger",
+        "disgust",
+        "fear",
+        "sadness",
+    ];
     for (i, img) in imgs.iter().enumerate() {
         let id = format!("s{i}");
         let src = tmp.join(format!("{id}.png"));

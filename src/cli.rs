@@ -80,7 +80,12 @@ impl PredictorArgs {
             other => bail!("--arch '{other}': expected resnet18 or tiny"),
         };
         let order: ClassOrder = self.class_order.parse()?;
-        Ok(Predictor::load(Path::new(&self.predictor), config, order, &device)?)
+        Ok(Predictor::load(
+            Path::new(&self.predictor),
+            config,
+            order,
+            &device,
+        )?)
     }
 
     /// The resize filter.
@@ -99,7 +104,13 @@ pub fn parse_device(s: &str) -> anyhow::Result<Device> {
             let n = other
                 .strip_prefix("cuda")
                 .map(|r| r.trim_start_matches(':'))
-                .map(|r| if r.is_empty() { Ok(0) } else { r.parse::<usize>() })
+                .map(|r| {
+                    if r.is_empty() {
+                        Ok(0)
+                    } else {
+                        r.parse::<usize>()
+                    }
+                })
                 .transpose()
                 .ok()
                 .flatten()

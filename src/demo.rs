@@ -19,7 +19,10 @@ use crate::sources::read_sources;
 pub fn run_demo(data: &Path, out: &Path, seed: u64) -> anyhow::Result<()> {
     let sources = data.join("sources.csv");
     let runs = out.join("runs");
-    eprintln!("[1/3] colour transfer (ct), cross-valence targets, seed {seed} -> {}", runs.display());
+    eprintln!(
+        "[1/3] colour transfer (ct), cross-valence targets, seed {seed} -> {}",
+        runs.display()
+    );
     let edit = EditConfig {
         method: "ct".into(),
         options: serde_json::Value::Null,
@@ -31,10 +34,16 @@ pub fn run_demo(data: &Path, out: &Path, seed: u64) -> anyhow::Result<()> {
         seed,
     };
     let s = run_edit(&edit, &baselines::registry::Registry::builtin())?;
-    eprintln!("      {} edits: {} written, {} already there", s.jobs, s.written, s.skipped);
+    eprintln!(
+        "      {} edits: {} written, {} already there",
+        s.jobs, s.written, s.skipped
+    );
 
     let report = out.join("reports").join("score");
-    eprintln!("[2/3] scoring with the STAND-IN predictor -> {}", report.display());
+    eprintln!(
+        "[2/3] scoring with the STAND-IN predictor -> {}",
+        report.display()
+    );
     let predictor = Predictor::stand_in(STAND_IN_SEED, &Device::Cpu)?;
     let cfg = ScoreConfig {
         sources: sources.clone(),
@@ -48,7 +57,10 @@ pub fn run_demo(data: &Path, out: &Path, seed: u64) -> anyhow::Result<()> {
     let (result, notes) = crate::cli::score_and_report(&cfg, &predictor, &report)?;
 
     let cams = out.join("reports").join("gradcam");
-    eprintln!("[3/3] Grad-CAM overlays of the sources -> {}", cams.display());
+    eprintln!(
+        "[3/3] Grad-CAM overlays of the sources -> {}",
+        cams.display()
+    );
     for s in read_sources(&sources)? {
         let img = load_for_metrics(&s.path, ResizeFilter::Bicubic)?;
         let (_, cam) = predictor
@@ -61,11 +73,24 @@ pub fn run_demo(data: &Path, out: &Path, seed: u64) -> anyhow::Result<()> {
 
     println!("{}", notes.join("\n"));
     println!();
-    println!("{}", std::fs::read_to_string(report.join("table1.md")).unwrap_or_default());
-    println!("Done: {} outputs scored, {} missing.", result.rows.len(), result.missing.len());
+    println!(
+        "{}",
+        std::fs::read_to_string(report.join("table1.md")).unwrap_or_default()
+    );
+    println!(
+        "Done: {} outputs scored, {} missing.",
+        result.rows.len(),
+        result.missing.len()
+    );
     println!("  edits:            {}", out.join("runs").display());
-    println!("  per-image scores: {}", report.join("scores.csv").display());
-    println!("  Table 1:          {}/table1.{{md,csv,tex,json}}", report.display());
+    println!(
+        "  per-image scores: {}",
+        report.join("scores.csv").display()
+    );
+    println!(
+        "  Table 1:          {}/table1.{{md,csv,tex,json}}",
+        report.display()
+    );
     println!("  matrices:         {}", report.join("confusion").display());
     println!("  Grad-CAM:         {}", cams.display());
     println!("Stand-ins in this demo: the predictor (random weights; a real run uses --predictor emo_predictor.pt).");

@@ -112,7 +112,8 @@ pub fn load_rgb_with(path: &Path, limits: &DecodeLimits) -> Result<RgbImage, Ima
     let format = image::guess_format(&bytes).ok();
     // PNG decoders read past IHDR while initialising, so a lying header must be caught here first.
     if format == Some(image::ImageFormat::Png) && bytes.len() >= 24 && &bytes[12..16] == b"IHDR" {
-        let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let be =
+            |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
         let (width, height) = (be(16), be(20));
         if width > limits.max_side || height > limits.max_side {
             return Err(ImageError::TooLarge {

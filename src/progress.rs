@@ -8,8 +8,7 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
     if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         pb.set_draw_target(ProgressDrawTarget::hidden());
     }
-    if let Ok(style) =
-        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({eta} left)")
+    if let Ok(style) = ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({eta} left)")
     {
         pb.set_style(style.progress_chars("=> "));
     }

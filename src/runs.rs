@@ -108,13 +108,25 @@ mod tests {
         }
         assert!("3/3".parse::<Shard>().is_err());
         assert!("x".parse::<Shard>().is_err());
-        assert_eq!("1/4".parse::<Shard>().ok(), Some(Shard { index: 1, count: 4 }));
+        assert_eq!(
+            "1/4".parse::<Shard>().ok(),
+            Some(Shard { index: 1, count: 4 })
+        );
     }
 
     #[test]
     fn job_seeds_are_stable_and_distinct() {
-        assert_eq!(job_seed(1, "a", Emotion::Awe), job_seed(1, "a", Emotion::Awe));
-        assert_ne!(job_seed(1, "a", Emotion::Awe), job_seed(1, "a", Emotion::Fear));
-        assert_ne!(job_seed(1, "a", Emotion::Awe), job_seed(2, "a", Emotion::Awe));
+        assert_eq!(
+            job_seed(1, "a", Emotion::Awe),
+            job_seed(1, "a", Emotion::Awe)
+        );
+        assert_ne!(
+            job_seed(1, "a", Emotion::Awe),
+            job_seed(1, "a", Emotion::Fear)
+        );
+        assert_ne!(
+            job_seed(1, "a", Emotion::Awe),
+            job_seed(2, "a", Emotion::Awe)
+        );
     }
 }

@@ -44,9 +44,18 @@ fn tables(dir: &Path) -> (PathBuf, PathBuf) {
     .unwrap();
     let refs = dir.join("references.csv");
     let mut r = String::from("id,path,emotion\n");
-    for (i, e) in ["amusement", "awe", "contentment", "excitement", "anger", "disgust", "fear", "sadness"]
-        .iter()
-        .enumerate()
+    for (i, e) in [
+        "amusement",
+        "awe",
+        "contentment",
+        "excitement",
+        "anger",
+        "disgust",
+        "fear",
+        "sadness",
+    ]
+    .iter()
+    .enumerate()
     {
         let photo = ["astronaut", "coffee", "flower", "rocket"][i % 4];
         r.push_str(&format!("{e}_{photo},{}/{photo}.png,{e}\n", p.display()));
@@ -57,7 +66,15 @@ fn tables(dir: &Path) -> (PathBuf, PathBuf) {
 
 fn edit(sources: &Path, refs: &Path, out: &Path, extra: &[&str]) -> String {
     let o = run(bin()
-        .args(["edit", "--method", "ct", "--targets", "awe,sadness", "--seed", "7"])
+        .args([
+            "edit",
+            "--method",
+            "ct",
+            "--targets",
+            "awe,sadness",
+            "--seed",
+            "7",
+        ])
         .arg("--sources")
         .arg(sources)
         .arg("--references")
@@ -90,7 +107,12 @@ fn edit_resumes_shards_and_is_deterministic() {
     let m0 = edit(&sources, &refs, &b, &["--shard", "0/2"]);
     let m1 = edit(&sources, &refs, &b, &["--shard", "1/2"]);
     assert!(m0.contains("2 jobs") && m1.contains("2 jobs"), "{m0} {m1}");
-    for (s, t) in [("chelsea", "awe"), ("chelsea", "sadness"), ("china", "awe"), ("china", "sadness")] {
+    for (s, t) in [
+        ("chelsea", "awe"),
+        ("chelsea", "sadness"),
+        ("china", "awe"),
+        ("china", "sadness"),
+    ] {
         let x = std::fs::read(a.join(format!("ct/{s}/{t}.png"))).unwrap();
         let y = std::fs::read(b.join(format!("ct/{s}/{t}.png"))).unwrap();
         assert!(x == y, "{s}/{t} differs between runs");
@@ -121,7 +143,15 @@ fn score_writes_every_report_and_lists_missing_outputs() {
         .args(["--arch", "tiny"]));
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(summary.is_array());
-    for f in ["scores.csv", "missing.csv", "table1.md", "table1.csv", "table1.tex", "table1.json", "report.json"] {
+    for f in [
+        "scores.csv",
+        "missing.csv",
+        "table1.md",
+        "table1.csv",
+        "table1.tex",
+        "table1.json",
+        "report.json",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     for f in ["ct_emr.csv", "ct_ess.png", "ct_enrd.svg"] {
@@ -140,7 +170,10 @@ fn score_writes_every_report_and_lists_missing_outputs() {
     let missing = std::fs::read_to_string(out.join("missing.csv")).unwrap();
     assert!(missing.contains("ct,china,sadness,"), "{missing}");
     let meta = std::fs::read_to_string(out.join("report.json")).unwrap();
-    assert!(meta.contains("resnet18_tiny.pt") && meta.contains("\"sha256\""), "{meta}");
+    assert!(
+        meta.contains("resnet18_tiny.pt") && meta.contains("\"sha256\""),
+        "{meta}"
+    );
     std::fs::remove_dir_all(&d).ok();
 }
 
@@ -159,7 +192,12 @@ fn stand_in_outputs_say_so_in_their_first_line() {
         .arg(&runs)
         .arg("--out")
         .arg(&out));
-    for f in ["scores.csv", "table1.csv", "table1.tex", "confusion/ct_esr.csv"] {
+    for f in [
+        "scores.csv",
+        "table1.csv",
+        "table1.tex",
+        "confusion/ct_esr.csv",
+    ] {
         let text = std::fs::read_to_string(out.join(f)).unwrap();
         assert!(
             text.lines().next().unwrap().contains("STAND-IN PREDICTOR"),
@@ -183,7 +221,12 @@ fn predict_prints_a_distribution_and_writes_a_cam_overlay() {
         .arg(&d)
         .arg(fixtures().join("photos224/chelsea.png")));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let total: f64 = v["probs"].as_object().unwrap().values().map(|p| p.as_f64().unwrap()).sum();
+    let total: f64 = v["probs"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_f64().unwrap())
+        .sum();
     assert!((total - 1.0).abs() < 1e-9);
     assert!(d.join("chelsea_gradcam.png").is_file());
     std::fs::remove_dir_all(&d).ok();
@@ -207,27 +250,52 @@ fn bad_inputs_fail_with_one_line_naming_the_file_and_row() {
     let csv = d.join("sources.csv");
     std::fs::write(&csv, "id,path,emotion\na,x.png,awe\nb,y.png,joy\n").unwrap();
     fails_with_one_line(
-        bin().args(["score", "--runs"]).arg(&d).arg("--out").arg(d.join("r")).arg("--sources").arg(&csv),
+        bin()
+            .args(["score", "--runs"])
+            .arg(&d)
+            .arg("--out")
+            .arg(d.join("r"))
+            .arg("--sources")
+            .arg(&csv),
         &["sources.csv:3", "unknown emotion 'joy'"],
     );
     std::fs::write(&csv, "id,path,emotion\na,x.png,awe\na,y.png,fear\n").unwrap();
     fails_with_one_line(
-        bin().args(["score", "--runs"]).arg(&d).arg("--out").arg(d.join("r")).arg("--sources").arg(&csv),
+        bin()
+            .args(["score", "--runs"])
+            .arg(&d)
+            .arg("--out")
+            .arg(d.join("r"))
+            .arg("--sources")
+            .arg(&csv),
         &["sources.csv:3", "duplicate id 'a'"],
     );
     std::fs::write(&csv, "id,path,emotion\na,x.png,awe,extra\n").unwrap();
     fails_with_one_line(
-        bin().args(["score", "--runs"]).arg(&d).arg("--out").arg(d.join("r")).arg("--sources").arg(&csv),
+        bin()
+            .args(["score", "--runs"])
+            .arg(&d)
+            .arg("--out")
+            .arg(d.join("r"))
+            .arg("--sources")
+            .arg(&csv),
         &["sources.csv:2", "4 fields"],
     );
     fails_with_one_line(
-        bin().args(["edit", "--method", "nope", "--out"]).arg(&d).arg("--sources").arg(&csv),
+        bin()
+            .args(["edit", "--method", "nope", "--out"])
+            .arg(&d)
+            .arg("--sources")
+            .arg(&csv),
         &["unknown edit method 'nope'", "ct"],
     );
     let truncated = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad/truncated.jpg");
     fails_with_one_line(bin().arg("predict").arg(&truncated), &["truncated.jpg"]);
     fails_with_one_line(
-        bin().args(["predict", "--predictor"]).arg(fixtures().join("inputs.json")).arg(&truncated),
+        bin()
+            .args(["predict", "--predictor"])
+            .arg(fixtures().join("inputs.json"))
+            .arg(&truncated),
         &["inputs.json"],
     );
     std::fs::remove_dir_all(&d).ok();

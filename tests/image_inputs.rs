@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use emobench::image_io::{load_rgb, load_rgb_with, DecodeLimits};
 
 fn bad(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/bad")
+        .join(name)
 }
 
 fn one_line_naming_file(err: &str, name: &str) {
@@ -32,7 +34,9 @@ fn an_oversized_header_is_rejected_before_allocating() {
 fn text_and_missing_files_are_errors_naming_the_file() {
     let e = load_rgb(&bad("not_an_image.png")).unwrap_err().to_string();
     one_line_naming_file(&e, "not_an_image.png");
-    let e = load_rgb(&bad("does_not_exist.png")).unwrap_err().to_string();
+    let e = load_rgb(&bad("does_not_exist.png"))
+        .unwrap_err()
+        .to_string();
     one_line_naming_file(&e, "does_not_exist.png");
 }
 
@@ -42,7 +46,9 @@ fn file_size_limit_is_checked_first() {
         max_file_bytes: 100,
         ..DecodeLimits::default()
     };
-    let e = load_rgb_with(&bad("truncated.jpg"), &limits).unwrap_err().to_string();
+    let e = load_rgb_with(&bad("truncated.jpg"), &limits)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("over the 100-byte limit"), "{e}");
 }
 
@@ -52,7 +58,10 @@ fn palette_and_alpha_inputs_match_pil_convert_rgb() {
         let got = load_rgb(&bad(&format!("{name}.png"))).unwrap();
         let want = load_rgb(&bad(&format!("{name}_rgb.png"))).unwrap();
         assert_eq!(got.dimensions(), want.dimensions(), "{name}");
-        assert!(got.as_raw() == want.as_raw(), "{name}: pixels differ from PIL");
+        assert!(
+            got.as_raw() == want.as_raw(),
+            "{name}: pixels differ from PIL"
+        );
     }
 }
 
@@ -66,7 +75,10 @@ fn sixteen_bit_gray_is_scaled_not_clamped() {
     for (i, px) in got.pixels().enumerate() {
         let v = 2.0 * (i as f64).powi(2);
         let expected = (v / 257.0).round() as u8;
-        assert!(px.0.iter().all(|c| c.abs_diff(expected) <= 1), "pixel {i}: {px:?} vs {expected}");
+        assert!(
+            px.0.iter().all(|c| c.abs_diff(expected) <= 1),
+            "pixel {i}: {px:?} vs {expected}"
+        );
     }
     let pil = load_rgb(&bad("gray16_rgb.png")).unwrap();
     assert_eq!(pil.get_pixel(16, 8).0, [255, 255, 255]);

@@ -54,9 +54,18 @@ fn logits_match_torchvision_in_all_three_file_formats() {
     let expected = npy(&dir().join("logits.npy"));
     let imgs = images();
     let refs: Vec<_> = imgs.iter().collect();
-    for file in ["resnet18_tiny.pt", "resnet18_tiny_legacy.pth", "resnet18_tiny.safetensors"] {
+    for file in [
+        "resnet18_tiny.pt",
+        "resnet18_tiny_legacy.pth",
+        "resnet18_tiny.safetensors",
+    ] {
         let p = tiny(file);
-        let got: Vec<f32> = p.predict(&refs).unwrap().into_iter().flat_map(|p| p.logits).collect();
+        let got: Vec<f32> = p
+            .predict(&refs)
+            .unwrap()
+            .into_iter()
+            .flat_map(|p| p.logits)
+            .collect();
         assert_eq!(got.len(), expected.len());
         for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
             assert!(
@@ -77,7 +86,11 @@ fn probabilities_are_mapped_by_name_from_the_alphabetical_checkpoint() {
     for (i, p) in preds.iter().enumerate() {
         for (j, e) in order.0.iter().enumerate() {
             let t = f64::from(expected[i * 8 + j]);
-            assert!((p.prob(*e) - t).abs() < 1e-5, "image {i} {e}: {} vs {t}", p.prob(*e));
+            assert!(
+                (p.prob(*e) - t).abs() < 1e-5,
+                "image {i} {e}: {} vs {t}",
+                p.prob(*e)
+            );
         }
     }
 }
@@ -102,8 +115,13 @@ fn grad_cam_matches_pytorch_grad_cam() {
             .map(|(a, b)| (a - b).abs())
             .fold(0f32, f32::max);
         assert!(max_err < 1e-4, "{name}: cam max error {max_err}");
-        assert!(cam.values.iter().all(|v| v.is_finite()), "{name}: NaN in CAM");
-        let mask = image::open(dir().join(format!("gradcam/{name}_mask.png"))).unwrap().to_luma8();
+        assert!(
+            cam.values.iter().all(|v| v.is_finite()),
+            "{name}: NaN in CAM"
+        );
+        let mask = image::open(dir().join(format!("gradcam/{name}_mask.png")))
+            .unwrap()
+            .to_luma8();
         let differ = cam
             .region()
             .iter()
@@ -111,7 +129,10 @@ fn grad_cam_matches_pytorch_grad_cam() {
             .filter(|(m, e)| **m != (**e > 127))
             .count();
         // Values within 1e-4 of 0.5 may legitimately fall on either side.
-        assert!(differ * 1000 <= expected.len(), "{name}: {differ} mask pixels differ");
+        assert!(
+            differ * 1000 <= expected.len(),
+            "{name}: {differ} mask pixels differ"
+        );
     }
 }
 
@@ -138,7 +159,8 @@ struct PairCase {
 #[test]
 fn the_four_metrics_match_the_reference_pipeline_on_photo_pairs() {
     let cases: Vec<PairCase> =
-        serde_json::from_str(&std::fs::read_to_string(dir().join("metrics.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir().join("metrics.json")).unwrap())
+            .unwrap();
     assert!(cases.len() >= 20);
     let p = tiny("resnet18_tiny.pt");
     let order = ClassOrder::alphabetical();
@@ -168,17 +190,22 @@ fn the_four_metrics_match_the_reference_pipeline_on_photo_pairs() {
         );
         let region = cam.region();
         let close = |got: f64, want: f64, what: &str| {
-            assert!((got - want).abs() < 0.01, "{id}: {what} {got} vs reference {want}");
+            assert!(
+                (got - want).abs() < 0.01,
+                "{id}: {what} {got} vs reference {want}"
+            );
         };
-        close(metrics::enrd(&src, &gen, &region, EnrdAverage::AllPixels), c.enrd, "ENRD");
+        close(
+            metrics::enrd(&src, &gen, &region, EnrdAverage::AllPixels),
+            c.enrd,
+            "ENRD",
+        );
         close(
             metrics::enrd(&src, &gen, &region, EnrdAverage::NeutralOnly),
             c.enrd_neutral_only,
             "ENRD neutral-only",
         );
-        let ess = |input| {
-            metrics::ess(&metrics::edges(&src, input), &metrics::edges(&gen, input))
-        };
+        let ess = |input| metrics::ess(&metrics::edges(&src, input), &metrics::edges(&gen, input));
         close(ess(EdgeInput::Rgb), c.ess_rgb, "ESS rgb");
         close(ess(EdgeInput::Gray), c.ess_gray, "ESS gray");
         close(
@@ -186,8 +213,16 @@ fn the_four_metrics_match_the_reference_pipeline_on_photo_pairs() {
             c.ssim_rgb_w7,
             "SSIM w7",
         );
-        close(metrics::ssim(&src, &gen, &w51).unwrap(), c.ssim_gray_w51, "SSIM gray w51");
-        close(metrics::mean_abs_diff(src.as_raw(), gen.as_raw()), c.l1, "L1");
+        close(
+            metrics::ssim(&src, &gen, &w51).unwrap(),
+            c.ssim_gray_w51,
+            "SSIM gray w51",
+        );
+        close(
+            metrics::mean_abs_diff(src.as_raw(), gen.as_raw()),
+            c.l1,
+            "L1",
+        );
     }
 }
 
@@ -196,7 +231,10 @@ fn identical_images_give_zero_enrd_and_ess_and_no_shift() {
     let img = load_rgb(&dir().join("photos224/chelsea.png")).unwrap();
     let p = tiny("resnet18_tiny.pt");
     let (pred, cam) = p.predict_with_cam(&[&img]).unwrap().pop().unwrap();
-    assert_eq!(metrics::enrd(&img, &img, &cam.region(), EnrdAverage::AllPixels), 0.0);
+    assert_eq!(
+        metrics::enrd(&img, &img, &cam.region(), EnrdAverage::AllPixels),
+        0.0
+    );
     let e = metrics::edges(&img, EdgeInput::Rgb);
     assert_eq!(metrics::ess(&e, &e), 0.0);
     for t in Emotion::ALL {
@@ -213,12 +251,20 @@ fn a_missing_tensor_is_named_with_its_file() {
     let sd = load_state_dict(&dir().join("resnet18_tiny.safetensors")).unwrap();
     let mut tensors = sd.tensors.clone();
     tensors.remove("layer3.1.bn2.running_var");
-    let tmp = std::env::temp_dir().join(format!("emobench-missing-{}.safetensors", std::process::id()));
+    let tmp = std::env::temp_dir().join(format!(
+        "emobench-missing-{}.safetensors",
+        std::process::id()
+    ));
     candle_core::safetensors::save(&tensors, &tmp).unwrap();
-    let err = Predictor::load(&tmp, ResNetConfig::tiny(8), ClassOrder::alphabetical(), &Device::Cpu)
-        .err()
-        .unwrap()
-        .to_string();
+    let err = Predictor::load(
+        &tmp,
+        ResNetConfig::tiny(8),
+        ClassOrder::alphabetical(),
+        &Device::Cpu,
+    )
+    .err()
+    .unwrap()
+    .to_string();
     std::fs::remove_file(&tmp).ok();
     assert!(err.contains("layer3.1.bn2.running_var"), "{err}");
     assert!(err.contains("emobench-missing"), "{err}");
@@ -233,7 +279,10 @@ fn a_missing_tensor_is_named_with_its_file() {
     .err()
     .unwrap()
     .to_string();
-    assert!(err.contains("conv1.weight") && err.contains("shape"), "{err}");
+    assert!(
+        err.contains("conv1.weight") && err.contains("shape"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -252,7 +301,10 @@ fn full_size_resnet18_instantiates_with_torchvision_shapes() {
     assert_eq!(params, 11_689_512 - 513_000 + 4_104);
     // The fixture script's count of every state-dict element (parameters, BN running statistics,
     // and 20 num_batches_tracked scalars that inference does not read).
-    let all: usize = shapes.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
+    let all: usize = shapes
+        .iter()
+        .map(|(_, s)| s.iter().product::<usize>())
+        .sum();
     assert_eq!(all + 20, 11_190_236);
     let p = Predictor::stand_in(0, &Device::Cpu).unwrap();
     assert!(p.source().is_stand_in());

@@ -22,8 +22,10 @@ What it measures (torch.set_num_threads(--threads), default 2):
     Grad-CAM on the source (class = argmax), ENRD (mask cam > 0.5, mean over all 224x224x3),
     ESS (Canny 200/500 on RGB), SSIM (gray, win 51), one CSV row.
 Every timing: warm-up first, then the median of --runs repetitions; wall-clock and
-process CPU time are both recorded (CPU time is less sensitive to other load on the
-machine; the load average at start and end is recorded too).
+process CPU time are both recorded, and the share of the CPUs used by OTHER processes
+during each measurement (from /proc/stat; above 0.10 the run is flagged machine_busy:
+with more torch threads than free cores OpenMP threads spin-wait and torch timings
+inflate many times over).
 
 Default data: the 8 photos of studies/demo/photos as sources; generated images are
 colour-shifted copies (+20 on red, clipped) written as PNG into a temporary folder,
@@ -71,19 +73,45 @@ NEGATIVE = {"anger", "disgust", "fear", "sadness"}
 IMG_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
+def _busy_seconds() -> float | None:
+    """CPU seconds spent non-idle by the whole machine so far (from /proc/stat)."""
+    try:
+        f = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        v = [int(x) for x in f]
+        return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class OtherLoad:
+    """Share of the machine's CPU capacity used by OTHER processes while the block ran."""
+
+    def __enter__(self):
+        self.w, self.c, self.b = time.perf_counter(), time.process_time(), _busy_seconds()
+        return self
+
+    def __exit__(self, *exc):
+        w, c, b = time.perf_counter() - self.w, time.process_time() - self.c, _busy_seconds()
+        self.share = None
+        if b is not None and self.b is not None and w > 0:
+            self.share = max(0.0, (b - self.b - c) / (w * (os.cpu_count() or 1)))
+
+
 def timeit(fn, runs: int, warmup: int = 2, inner: int = 1) -> dict:
     """Wall-clock and process-CPU milliseconds per call: medians over `runs`."""
     for _ in range(warmup):
         fn()
     times, cpus = [], []
-    for _ in range(runs):
-        t0, c0 = time.perf_counter(), time.process_time()
-        for _ in range(inner):
-            fn()
-        times.append((time.perf_counter() - t0) * 1000.0 / inner)
-        cpus.append((time.process_time() - c0) * 1000.0 / inner)
+    with OtherLoad() as ol:
+        for _ in range(runs):
+            t0, c0 = time.perf_counter(), time.process_time()
+            for _ in range(inner):
+                fn()
+            times.append((time.perf_counter() - t0) * 1000.0 / inner)
+            cpus.append((time.process_time() - c0) * 1000.0 / inner)
     return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times),
-            "cpu_median_ms": statistics.median(cpus), "runs": runs, "inner": inner}
+            "cpu_median_ms": statistics.median(cpus), "runs": runs, "inner": inner,
+            "other_processes_cpu_share": ol.share}
 
 
 def machine_info() -> dict:
@@ -262,16 +290,18 @@ def main() -> None:
             res["score_data"] = {"sources": str(args.sources), "generated": str(gen_dir), "pattern": args.pattern}
         score_pipeline(model, cam, sources[:1], gen_dir, args.pattern, None)  # warm-up
         times, cpu, out = [], [], None
-        for i in range(args.score_runs):
-            t0, c0 = time.perf_counter(), time.process_time()
-            out = score_pipeline(model, cam, sources, gen_dir, args.pattern,
-                                 args.csv if i == args.score_runs - 1 else None)
-            times.append(time.perf_counter() - t0)
-            cpu.append(time.process_time() - c0)
+        with OtherLoad() as score_load:
+            for i in range(args.score_runs):
+                t0, c0 = time.perf_counter(), time.process_time()
+                out = score_pipeline(model, cam, sources, gen_dir, args.pattern,
+                                     args.csv if i == args.score_runs - 1 else None)
+                times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
     n = len(out["rows"])
     med = statistics.median(times)
     res["score"] = {"sources": len(sources), "conditions": n, "missing_generated": out["missing"],
                     "seconds_median": med, "seconds_all": times, "cpu_seconds_all": cpu,
+                    "other_processes_cpu_share": score_load.share,
                     "conditions_per_s": n / med if med > 0 else None,
                     "ms_per_condition": 1000 * med / n if n else None, "csv": str(args.csv.relative_to(REPO))
                     if args.csv.is_relative_to(REPO) else str(args.csv)}
@@ -279,11 +309,15 @@ def main() -> None:
         res["score"]["means"] = {k: statistics.fmean(r[k] for r in out["rows"])
                                  for k in ["emr", "esr", "enrd", "ess_rgb", "ssim_gray_w51"]}
     res["loadavg_end"] = os.getloadavg()
-    # 1-minute load before the run (the end value includes this benchmark itself)
-    busy = res["loadavg_start"][0] > 0.75 * (os.cpu_count() or 1)
+    # busy = other processes used more than 10 % of the CPUs during any measurement
+    shares = [v["other_processes_cpu_share"] for v in timings.values()] + [score_load.share]
+    shares = [x for x in shares if x is not None]
+    res["other_processes_cpu_share_max"] = max(shares) if shares else None
+    busy = bool(shares) and max(shares) > 0.10
     res["machine_busy"] = busy
     if busy:
-        res["note"] = ("other processes were using the CPUs (see loadavg_*): with more torch threads "
+        res["note"] = ("other processes used more than 10 % of the CPUs during a measurement (see "
+                       "other_processes_cpu_share): with more torch threads "
                        "than free cores, OpenMP threads spin-wait and torch timings inflate many times; "
                        "compare with a --threads 1 run and rerun on an idle machine")
     args.out.write_text(json.dumps(res, indent=1) + "\n")
@@ -291,11 +325,13 @@ def main() -> None:
     print(f"machine: {res['machine']['cpu']} x{res['machine']['logical_cpus']}, torch threads "
           f"{res['torch_num_threads']}, torch {torch.__version__}, cv2 {cv2.__version__}, skimage {skimage.__version__}")
     print(f"load average at start {res['loadavg_start']}, at end {res['loadavg_end']}")
-    print(f"{'measurement':<34}{'wall':>12}{'process CPU':>14}  unit")
+    print(f"{'measurement':<34}{'wall':>12}{'process CPU':>14}  unit  others' CPU share")
     for k, v in res["micro"].items():
-        print(f"{k:<34}{v:>12.3f}{res['micro_cpu_ms'][k]:>14.3f}  ms")
+        o = timings[k]["other_processes_cpu_share"]
+        print(f"{k:<34}{v:>12.3f}{res['micro_cpu_ms'][k]:>14.3f}  ms    {'' if o is None else f'{o:.2f}'}")
     print(f"{'score pipeline (' + str(n) + ' conditions)':<34}{res['score']['conditions_per_s'] or 0:>12.2f}  conditions/s")
-    print(f"{'':<34}{res['score']['ms_per_condition'] or 0:>12.1f}  ms/condition")
+    print(f"{'':<34}{res['score']['ms_per_condition'] or 0:>12.1f}  ms/condition, others' CPU share "
+          f"{score_load.share if score_load.share is not None else float('nan'):.2f}")
     if busy:
         print("WARNING: " + res["note"])
     print(f"wrote {args.out} and {args.csv}")

@@ -63,7 +63,12 @@ pub struct StateDict {
 
 impl StateDict {
     /// Returns tensor `key` converted to f32 on `device`, checking its shape.
-    pub fn get(&self, key: &str, shape: &[usize], device: &Device) -> Result<Tensor, CheckpointError> {
+    pub fn get(
+        &self,
+        key: &str,
+        shape: &[usize],
+        device: &Device,
+    ) -> Result<Tensor, CheckpointError> {
         let t = self
             .tensors
             .get(key)
@@ -219,9 +224,9 @@ fn read_legacy(path: &Path) -> candle_core::Result<Vec<(String, Tensor)>> {
         }
         let start = info.layout.start_offset();
         let len = info.layout.shape().elem_count() * info.dtype.size_in_bytes();
-        let slice = data
-            .get(start..start + len)
-            .ok_or_else(|| candle_core::Error::Msg(format!("storage of {} too short", info.name)))?;
+        let slice = data.get(start..start + len).ok_or_else(|| {
+            candle_core::Error::Msg(format!("storage of {} too short", info.name))
+        })?;
         let t = Tensor::from_raw_buffer(slice, info.dtype, info.layout.dims(), &Device::Cpu)?;
         out.push((info.name, t));
     }

@@ -65,8 +65,12 @@ pub fn grad_cam(
     out_w: usize,
     out_h: usize,
 ) -> Result<CamMap, CvResizeError> {
-    let (fh, fw, channels, activations) =
-        (features.height, features.width, features.channels, features.data);
+    let (fh, fw, channels, activations) = (
+        features.height,
+        features.width,
+        features.channels,
+        features.data,
+    );
     let hw = fh * fw;
     let mut raw = vec![0f32; hw];
     for (k, w) in fc_row.iter().enumerate().take(channels) {

@@ -280,7 +280,10 @@ impl Predictor {
         let feats = self.model.features(&x)?;
         let logits: Vec<Vec<f32>> = self.model.head(&feats)?.to_vec2()?;
         let (_, c, fh, fw) = feats.dims4()?;
-        let feats = feats.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+        let feats = feats
+            .to_device(&Device::Cpu)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         let fc: Vec<Vec<f32>> = self.model.fc_weight().to_device(&Device::Cpu)?.to_vec2()?;
         let mut out = Vec::with_capacity(images.len());
         for (i, (l, img)) in logits.into_iter().zip(images).enumerate() {

@@ -131,7 +131,14 @@ impl ConvBn {
 }
 
 /// Unfolds one image (C x H x W) into the (C k k) x (Ho Wo) patch matrix, zero-padded.
-fn im2col(x: &[f32], dims: (usize, usize, usize), k: usize, stride: usize, pad: usize, out: &mut [f32]) {
+fn im2col(
+    x: &[f32],
+    dims: (usize, usize, usize),
+    k: usize,
+    stride: usize,
+    pad: usize,
+    out: &mut [f32],
+) {
     let (_, h, w) = dims;
     let ho = (h + 2 * pad - k) / stride + 1;
     let wo = (w + 2 * pad - k) / stride + 1;
@@ -182,7 +189,14 @@ impl Module for ConvBn {
         let mut one = vec![0f32; kk * plane];
         for i in 0..n {
             one.iter_mut().for_each(|v| *v = 0.0);
-            im2col(&data[i * c * h * w..(i + 1) * c * h * w], (c, h, w), k, s, p, &mut one);
+            im2col(
+                &data[i * c * h * w..(i + 1) * c * h * w],
+                (c, h, w),
+                k,
+                s,
+                p,
+                &mut one,
+            );
             cols.par_chunks_mut(n * plane)
                 .zip(one.par_chunks(plane))
                 .for_each(|(dst, src)| dst[i * plane..(i + 1) * plane].copy_from_slice(src));
@@ -230,7 +244,11 @@ pub struct ResNet18 {
 impl ResNet18 {
     /// Builds the model from a state dict with torchvision key names; a missing or misshapen
     /// tensor is reported by name.
-    pub fn load(config: ResNetConfig, sd: &StateDict, dev: &Device) -> Result<Self, CheckpointError> {
+    pub fn load(
+        config: ResNetConfig,
+        sd: &StateDict,
+        dev: &Device,
+    ) -> Result<Self, CheckpointError> {
         let w = config.widths;
         let eps = config.bn_eps;
         let stem = ConvBn::load(sd, "conv1", "bn1", [w[0], 3, 7, 7], 2, 3, eps, dev)?;

@@ -28,9 +28,12 @@ pub fn stand_in_state_dict(config: &ResNetConfig, seed: u64) -> candle_core::Res
     let mut tensors = HashMap::new();
     for (key, shape) in config.tensor_shapes() {
         let n: usize = shape.iter().product();
-        let data: Vec<f32> = if key.ends_with("running_var") || (key.contains("bn") || key.contains("downsample.1")) && key.ends_with(".weight") {
+        let data: Vec<f32> = if key.ends_with("running_var")
+            || (key.contains("bn") || key.contains("downsample.1")) && key.ends_with(".weight")
+        {
             vec![1.0; n]
-        } else if key.ends_with("running_mean") || key.ends_with(".bias") && !key.starts_with("fc") {
+        } else if key.ends_with("running_mean") || key.ends_with(".bias") && !key.starts_with("fc")
+        {
             vec![0.0; n]
         } else if key.starts_with("fc") {
             let bound = 1.0 / (config.widths[3] as f32).sqrt();

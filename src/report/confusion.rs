@@ -17,10 +17,30 @@ struct MatrixMetric {
 }
 
 const METRICS: [MatrixMetric; 4] = [
-    MatrixMetric { name: "emr", label: "EMR %", range: (0.0, 100.0), value: |r| 100.0 * f64::from(u8::from(r.m.emr)) },
-    MatrixMetric { name: "esr", label: "ESR %", range: (0.0, 100.0), value: |r| 100.0 * f64::from(u8::from(r.m.esr)) },
-    MatrixMetric { name: "enrd", label: "ENRD (0-255)", range: (0.0, 60.0), value: |r| r.m.enrd },
-    MatrixMetric { name: "ess", label: "ESS (0-255)", range: (0.0, 60.0), value: |r| r.m.ess },
+    MatrixMetric {
+        name: "emr",
+        label: "EMR %",
+        range: (0.0, 100.0),
+        value: |r| 100.0 * f64::from(u8::from(r.m.emr)),
+    },
+    MatrixMetric {
+        name: "esr",
+        label: "ESR %",
+        range: (0.0, 100.0),
+        value: |r| 100.0 * f64::from(u8::from(r.m.esr)),
+    },
+    MatrixMetric {
+        name: "enrd",
+        label: "ENRD (0-255)",
+        range: (0.0, 60.0),
+        value: |r| r.m.enrd,
+    },
+    MatrixMetric {
+        name: "ess",
+        label: "ESS (0-255)",
+        range: (0.0, 60.0),
+        value: |r| r.m.ess,
+    },
 ];
 
 /// Mean of `value` per (source emotion, target) in EmoSet order; NaN where there are no rows.
@@ -40,7 +60,13 @@ pub fn matrix(
     (0..8)
         .map(|i| {
             (0..8)
-                .map(|j| if n[i][j] == 0 { f64::NAN } else { sum[i][j] / n[i][j] as f64 })
+                .map(|j| {
+                    if n[i][j] == 0 {
+                        f64::NAN
+                    } else {
+                        sum[i][j] / n[i][j] as f64
+                    }
+                })
                 .collect()
         })
         .collect()
@@ -62,7 +88,13 @@ pub fn write_confusion(
             for (i, row) in m.iter().enumerate() {
                 let cells: Vec<String> = row
                     .iter()
-                    .map(|v| if v.is_nan() { String::new() } else { v.to_string() })
+                    .map(|v| {
+                        if v.is_nan() {
+                            String::new()
+                        } else {
+                            v.to_string()
+                        }
+                    })
                     .collect();
                 csv.push_str(&format!("{},{}\n", names[i], cells.join(",")));
             }

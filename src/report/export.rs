@@ -81,7 +81,15 @@ impl TableExporter for Csv {
             for x in rows {
                 s.push_str(&format!(
                     "emobench,{},{},{},{},{},{},{},{},{}\n",
-                    subset.name(), x.method, x.n, x.emr, x.esr, x.enrd, x.ess, x.ssim, x.l1
+                    subset.name(),
+                    x.method,
+                    x.n,
+                    x.emr,
+                    x.esr,
+                    x.enrd,
+                    x.ess,
+                    x.ssim,
+                    x.l1
                 ));
             }
         }
@@ -116,7 +124,12 @@ impl TableExporter for Latex {
             for x in rows {
                 s.push_str(&format!(
                     "{} & {} & {:.2} & {:.2} & {:.2} & {:.2} \\\\\n",
-                    x.method.replace('_', "\\_"), x.n, x.emr, x.esr, x.enrd, x.ess
+                    x.method.replace('_', "\\_"),
+                    x.n,
+                    x.emr,
+                    x.esr,
+                    x.enrd,
+                    x.ess
                 ));
             }
             if *subset == Subset::CrossValence {
@@ -124,7 +137,11 @@ impl TableExporter for Latex {
                 for p in PAPER_TABLE1 {
                     s.push_str(&format!(
                         "{} (paper) & 2016 & {:.2} & {:.2} & {:.2} & {:.2} \\\\\n",
-                        p.paper_name.replace('_', "\\_"), p.emr, p.esr, p.enrd, p.ess
+                        p.paper_name.replace('_', "\\_"),
+                        p.emr,
+                        p.esr,
+                        p.enrd,
+                        p.ess
                     ));
                 }
             }
@@ -154,7 +171,8 @@ impl TableExporter for Json {
             measured: r.subsets.iter().flat_map(|(_, v)| v.iter()).collect(),
             paper: &PAPER_TABLE1,
         };
-        let mut s = serde_json::to_string_pretty(&out).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+        let mut s = serde_json::to_string_pretty(&out)
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
         s.push('\n');
         s
     }
@@ -162,5 +180,10 @@ impl TableExporter for Json {
 
 /// Every exporter.
 pub fn exporters() -> Vec<Box<dyn TableExporter>> {
-    vec![Box::new(Markdown), Box::new(Csv), Box::new(Latex), Box::new(Json)]
+    vec![
+        Box::new(Markdown),
+        Box::new(Csv),
+        Box::new(Latex),
+        Box::new(Json),
+    ]
 }

@@ -103,7 +103,10 @@ pub fn write_score_report<M: Serialize>(
     let mut missing = comment_lines(notes, "# ");
     missing.push_str("method,source_id,target,path\n");
     for m in &result.missing {
-        missing.push_str(&format!("{},{},{},{}\n", m.method, m.source_id, m.target, m.path));
+        missing.push_str(&format!(
+            "{},{},{},{}\n",
+            m.method, m.source_id, m.target, m.path
+        ));
     }
     put("missing.csv", missing)?;
     let report = Table1Report {
@@ -116,7 +119,11 @@ pub fn write_score_report<M: Serialize>(
     for e in exporters() {
         put(&format!("table1.{}", e.extension()), e.render(&report))?;
     }
-    written.extend(confusion::write_confusion(&out.join("confusion"), result, notes)?);
+    written.extend(confusion::write_confusion(
+        &out.join("confusion"),
+        result,
+        notes,
+    )?);
     let meta = out.join("report.json");
     write_json(&meta, metadata)?;
     written.push(meta);

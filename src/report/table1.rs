@@ -90,7 +90,8 @@ pub fn summarise(rows: &[ScoreRow], methods: &[String], subset: Subset) -> Vec<S
             if n == 0 {
                 return None;
             }
-            let mean = |f: &dyn Fn(&ScoreRow) -> f64| sel.iter().map(|r| f(r)).sum::<f64>() / n as f64;
+            let mean =
+                |f: &dyn Fn(&ScoreRow) -> f64| sel.iter().map(|r| f(r)).sum::<f64>() / n as f64;
             Some(Summary {
                 method: m.clone(),
                 subset,
@@ -125,14 +126,70 @@ pub struct PaperRow {
 
 /// Table 1 of the paper (README revision of June 2024 and later).
 pub const PAPER_TABLE1: [PaperRow; 8] = [
-    PaperRow { paper_name: "CT", method: "ct", emr: 6.89, esr: 79.32, enrd: 33.29, ess: 7.36 },
-    PaperRow { paper_name: "NST", method: "nst", emr: 34.42, esr: 92.01, enrd: 34.45, ess: 18.57 },
-    PaperRow { paper_name: "CLIPstyler", method: "clipstyler", emr: 11.51, esr: 85.52, enrd: 41.47, ess: 36.64 },
-    PaperRow { paper_name: "Ip2p", method: "ip2p", emr: 2.53, esr: 67.76, enrd: 9.39, ess: 12.71 },
-    PaperRow { paper_name: "LMS", method: "lms", emr: 11.51, esr: 77.38, enrd: 26.13, ess: 19.74 },
-    PaperRow { paper_name: "EmoEditor w/o P", method: "emoeditor-no-p", emr: 5.06, esr: 69.15, enrd: 19.45, ess: 14.93 },
-    PaperRow { paper_name: "EmoEditor w/o L_emb", method: "emoeditor-no-lemb", emr: 43.35, esr: 91.62, enrd: 22.53, ess: 16.00 },
-    PaperRow { paper_name: "EmoEditor", method: "emoeditor", emr: 50.20, esr: 92.86, enrd: 23.98, ess: 16.27 },
+    PaperRow {
+        paper_name: "CT",
+        method: "ct",
+        emr: 6.89,
+        esr: 79.32,
+        enrd: 33.29,
+        ess: 7.36,
+    },
+    PaperRow {
+        paper_name: "NST",
+        method: "nst",
+        emr: 34.42,
+        esr: 92.01,
+        enrd: 34.45,
+        ess: 18.57,
+    },
+    PaperRow {
+        paper_name: "CLIPstyler",
+        method: "clipstyler",
+        emr: 11.51,
+        esr: 85.52,
+        enrd: 41.47,
+        ess: 36.64,
+    },
+    PaperRow {
+        paper_name: "Ip2p",
+        method: "ip2p",
+        emr: 2.53,
+        esr: 67.76,
+        enrd: 9.39,
+        ess: 12.71,
+    },
+    PaperRow {
+        paper_name: "LMS",
+        method: "lms",
+        emr: 11.51,
+        esr: 77.38,
+        enrd: 26.13,
+        ess: 19.74,
+    },
+    PaperRow {
+        paper_name: "EmoEditor w/o P",
+        method: "emoeditor-no-p",
+        emr: 5.06,
+        esr: 69.15,
+        enrd: 19.45,
+        ess: 14.93,
+    },
+    PaperRow {
+        paper_name: "EmoEditor w/o L_emb",
+        method: "emoeditor-no-lemb",
+        emr: 43.35,
+        esr: 91.62,
+        enrd: 22.53,
+        ess: 16.00,
+    },
+    PaperRow {
+        paper_name: "EmoEditor",
+        method: "emoeditor",
+        emr: 50.20,
+        esr: 92.86,
+        enrd: 23.98,
+        ess: 16.27,
+    },
 ];
 
 /// The paper's row for an emobench method name, if it has one.
