@@ -89,6 +89,22 @@ fn decode_err(path: &Path, e: impl std::fmt::Display) -> ImageError {
     }
 }
 
+fn check_side(
+    path: &Path,
+    (width, height): (u32, u32),
+    limits: &DecodeLimits,
+) -> Result<(), ImageError> {
+    if width > limits.max_side || height > limits.max_side {
+        return Err(ImageError::TooLarge {
+            path: path.to_path_buf(),
+            width,
+            height,
+            limit: limits.max_side,
+        });
+    }
+    Ok(())
+}
+
 /// Decodes an image file to 8-bit RGB with the default limits.
 pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageError> {
     load_rgb_with(path, &DecodeLimits::default())
@@ -114,15 +130,7 @@ pub fn load_rgb_with(path: &Path, limits: &DecodeLimits) -> Result<RgbImage, Ima
     if format == Some(image::ImageFormat::Png) && bytes.len() >= 24 && &bytes[12..16] == b"IHDR" {
         let be =
             |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
-        let (width, height) = (be(16), be(20));
-        if width > limits.max_side || height > limits.max_side {
-            return Err(ImageError::TooLarge {
-                path: path.to_path_buf(),
-                width,
-                height,
-                limit: limits.max_side,
-            });
-        }
+        check_side(path, (be(16), be(20)), limits)?;
     }
     // zune-jpeg fills a truncated scan with gray instead of failing (PIL raises "image file is
     // truncated"); entropy-coded data cannot contain FF D9, so a missing end-of-image marker near
@@ -137,15 +145,7 @@ pub fn load_rgb_with(path: &Path, limits: &DecodeLimits) -> Result<RgbImage, Ima
         .with_guessed_format()
         .map_err(io)?;
     let mut decoder = reader.into_decoder().map_err(|e| decode_err(path, e))?;
-    let (width, height) = decoder.dimensions();
-    if width > limits.max_side || height > limits.max_side {
-        return Err(ImageError::TooLarge {
-            path: path.to_path_buf(),
-            width,
-            height,
-            limit: limits.max_side,
-        });
-    }
+    check_side(path, decoder.dimensions(), limits)?;
     let mut l = Limits::default();
     l.max_image_width = Some(limits.max_side);
     l.max_image_height = Some(limits.max_side);

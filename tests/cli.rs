@@ -248,39 +248,22 @@ fn fails_with_one_line(cmd: &mut Command, needles: &[&str]) {
 fn bad_inputs_fail_with_one_line_naming_the_file_and_row() {
     let d = tmp("bad");
     let csv = d.join("sources.csv");
+    let score = || {
+        let mut c = bin();
+        c.args(["score", "--runs"])
+            .arg(&d)
+            .arg("--out")
+            .arg(d.join("r"))
+            .arg("--sources")
+            .arg(&csv);
+        c
+    };
     std::fs::write(&csv, "id,path,emotion\na,x.png,awe\nb,y.png,joy\n").unwrap();
-    fails_with_one_line(
-        bin()
-            .args(["score", "--runs"])
-            .arg(&d)
-            .arg("--out")
-            .arg(d.join("r"))
-            .arg("--sources")
-            .arg(&csv),
-        &["sources.csv:3", "unknown emotion 'joy'"],
-    );
+    fails_with_one_line(&mut score(), &["sources.csv:3", "unknown emotion 'joy'"]);
     std::fs::write(&csv, "id,path,emotion\na,x.png,awe\na,y.png,fear\n").unwrap();
-    fails_with_one_line(
-        bin()
-            .args(["score", "--runs"])
-            .arg(&d)
-            .arg("--out")
-            .arg(d.join("r"))
-            .arg("--sources")
-            .arg(&csv),
-        &["sources.csv:3", "duplicate id 'a'"],
-    );
+    fails_with_one_line(&mut score(), &["sources.csv:3", "duplicate id 'a'"]);
     std::fs::write(&csv, "id,path,emotion\na,x.png,awe,extra\n").unwrap();
-    fails_with_one_line(
-        bin()
-            .args(["score", "--runs"])
-            .arg(&d)
-            .arg("--out")
-            .arg(d.join("r"))
-            .arg("--sources")
-            .arg(&csv),
-        &["sources.csv:2", "4 fields"],
-    );
+    fails_with_one_line(&mut score(), &["sources.csv:2", "4 fields"]);
     fails_with_one_line(
         bin()
             .args(["edit", "--method", "nope", "--out"])

@@ -3,9 +3,11 @@
 pytorch-grad-cam, OpenCV, scikit-image, PIL) computes the pieces of the EmoEditor metrics
 on this machine, so the Rust harness has a number to compare with.
 
-Run (from the repository root; about 2-3 minutes on 2 CPU cores):
+Run (from the repository root; about 1 minute on an idle 2-core machine):
 
     /work/venv-fixtures/bin/python bench/python/reference_bench.py
+    /work/venv-fixtures/bin/python bench/python/reference_bench.py --threads 1 \
+        --out bench/python/results_threads1.json --csv bench/python/score_rows_threads1.csv
 
 (the virtual environment is described in tests/fixtures/torch/README.md). It writes
 bench/python/results.json and bench/python/score_rows.csv and prints a summary table.
