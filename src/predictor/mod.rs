@@ -2,6 +2,7 @@
 //! authors fed them, and Grad-CAM on `layer4[-1]`.
 
 pub mod checkpoint;
+mod cpu;
 pub mod gradcam;
 pub mod resnet;
 pub mod standin;

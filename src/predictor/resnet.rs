@@ -7,7 +7,6 @@
 //! each activation.
 
 use candle_core::{Device, Module, Tensor, D};
-use rayon::prelude::*;
 
 use super::checkpoint::{CheckpointError, StateDict};
 
@@ -77,12 +76,10 @@ impl ResNetConfig {
 #[derive(Debug, Clone)]
 struct ConvBn {
     weight: Tensor,
-    /// `weight` as a (out, in * k * k) matrix for the CPU im2col path.
-    weight_2d: Tensor,
     bias: Tensor,
-    kernel: usize,
     stride: usize,
     padding: usize,
+    cpu: super::cpu::CpuConv,
 }
 
 impl ConvBn {
@@ -113,101 +110,26 @@ impl ConvBn {
             path: sd.path.clone(),
             message: format!("folding {bn}: {e}"),
         })?;
-        let weight_2d = weight
-            .reshape((c, shape[1] * shape[2] * shape[3]))
-            .map_err(|e| CheckpointError::Format {
+        let cpu = super::cpu::CpuConv::new(&weight, &bias, stride, padding).map_err(|e| {
+            CheckpointError::Format {
                 path: sd.path.clone(),
                 message: format!("{conv}: {e}"),
-            })?;
+            }
+        })?;
         Ok(Self {
             weight,
-            weight_2d,
             bias,
-            kernel: shape[2],
             stride,
             padding,
+            cpu,
         })
     }
 }
 
-/// Unfolds one image (C x H x W) into the (C k k) x (Ho Wo) patch matrix, zero-padded.
-fn im2col(
-    x: &[f32],
-    dims: (usize, usize, usize),
-    k: usize,
-    stride: usize,
-    pad: usize,
-    out: &mut [f32],
-) {
-    let (_, h, w) = dims;
-    let ho = (h + 2 * pad - k) / stride + 1;
-    let wo = (w + 2 * pad - k) / stride + 1;
-    let plane = ho * wo;
-    out.par_chunks_mut(k * k * plane)
-        .enumerate()
-        .for_each(|(ci, chunk)| {
-            let src = &x[ci * h * w..(ci + 1) * h * w];
-            for ky in 0..k {
-                for kx in 0..k {
-                    let row = &mut chunk[(ky * k + kx) * plane..(ky * k + kx + 1) * plane];
-                    for oy in 0..ho {
-                        let iy = (oy * stride + ky) as isize - pad as isize;
-                        if iy < 0 || iy >= h as isize {
-                            continue;
-                        }
-                        let srow = &src[iy as usize * w..(iy as usize + 1) * w];
-                        let drow = &mut row[oy * wo..(oy + 1) * wo];
-                        for (ox, d) in drow.iter_mut().enumerate() {
-                            let ix = (ox * stride + kx) as isize - pad as isize;
-                            if ix >= 0 && ix < w as isize {
-                                *d = srow[ix as usize];
-                            }
-                        }
-                    }
-                }
-            }
-        });
-}
-
 impl Module for ConvBn {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        if !x.device().is_cpu() {
-            return x
-                .conv2d(&self.weight, self.padding, self.stride, 1, 1)?
-                .broadcast_add(&self.bias);
-        }
-        // candle's CPU conv2d is several times slower than one GEMM over an explicit patch matrix.
-        let (n, c, h, w) = x.dims4()?;
-        let (k, s, p) = (self.kernel, self.stride, self.padding);
-        let ho = (h + 2 * p - k) / s + 1;
-        let wo = (w + 2 * p - k) / s + 1;
-        let data = x.flatten_all()?.to_vec1::<f32>()?;
-        let kk = c * k * k;
-        let plane = ho * wo;
-        // One GEMM for the whole batch: patches of image i fill columns [i P, (i + 1) P).
-        let mut cols = vec![0f32; kk * n * plane];
-        let mut one = vec![0f32; kk * plane];
-        for i in 0..n {
-            one.iter_mut().for_each(|v| *v = 0.0);
-            im2col(
-                &data[i * c * h * w..(i + 1) * c * h * w],
-                (c, h, w),
-                k,
-                s,
-                p,
-                &mut one,
-            );
-            cols.par_chunks_mut(n * plane)
-                .zip(one.par_chunks(plane))
-                .for_each(|(dst, src)| dst[i * plane..(i + 1) * plane].copy_from_slice(src));
-        }
-        let cols = Tensor::from_vec(cols, (kk, n * plane), x.device())?;
-        let cout = self.weight_2d.dim(0)?;
-        self.weight_2d
-            .matmul(&cols)?
-            .reshape((cout, n, ho, wo))?
-            .transpose(0, 1)?
-            .contiguous()?
+        // Used on GPUs; the CPU path is `cpu::CpuConv`.
+        x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?
             .broadcast_add(&self.bias)
     }
 }
@@ -324,6 +246,9 @@ impl ResNet18 {
 
     /// Output of `layer4` (after its last ReLU), shape (N, widths[3], H/32, W/32).
     pub fn features(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if x.device().is_cpu() {
+            return self.features_cpu(x);
+        }
         let x = self.stem.forward(x)?.relu()?;
         // Zero padding equals torchvision's -inf padding here: inputs are post-ReLU, so >= 0.
         let x = x.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?;
@@ -332,6 +257,36 @@ impl ResNet18 {
             x = b.forward(&x)?;
         }
         Ok(x)
+    }
+
+    fn features_cpu(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        use super::cpu::{max_pool_3x3_s2, Act};
+        let (n, c, h, w) = x.dims4()?;
+        let data = x.flatten_all()?.to_vec1::<f32>()?;
+        let mut scratch = Vec::new();
+        let mut out = Vec::new();
+        let mut dims = (0, 0, 0);
+        for i in 0..n {
+            let img = Act {
+                c,
+                h,
+                w,
+                data: data[i * c * h * w..(i + 1) * c * h * w].to_vec(),
+            };
+            let stem = self.stem.cpu.run(&img, None, true, &mut scratch);
+            let mut a = max_pool_3x3_s2(&stem);
+            for b in &self.blocks {
+                let y = b.conv1.cpu.run(&a, None, true, &mut scratch);
+                let id = match &b.downsample {
+                    Some(d) => d.cpu.run(&a, None, false, &mut scratch),
+                    None => a,
+                };
+                a = b.conv2.cpu.run(&y, Some(&id), true, &mut scratch);
+            }
+            dims = (a.c, a.h, a.w);
+            out.extend_from_slice(&a.data);
+        }
+        Tensor::from_vec(out, (n, dims.0, dims.1, dims.2), x.device())
     }
 
     /// Global average pool and `fc`: logits of shape (N, classes).
