@@ -1,10 +1,13 @@
-//! The CPU forward pass of the folded ResNet-18: im2col + one `gemm` call per convolution, with the
-//! bias written into the output before the product and ReLU / residual fused into one pass after.
+//! The CPU forward pass of the folded ResNet-18: im2col + one `gemm` call per convolution for the
+//! whole batch, with the bias written into the output before the product and the residual add and
+//! ReLU fused into one pass after.
 //!
 //! candle's CPU convolution (tiled im2col) and its elementwise ops each make a full pass over the
 //! activations and allocate fresh zeroed buffers; profiling showed those passes, copies and page
-//! faults taking more time than the matrix products themselves. Same arithmetic (f32 products and
-//! sums), different order, so results agree with torchvision to ~1e-6 relative.
+//! faults taking more time than the matrix products themselves. Activations are kept channel-major
+//! across the batch (C x N x H x W), so a convolution is one (out x in k k) by (in k k x N H W)
+//! product and small late layers still give the GEMM wide matrices. Same f32 arithmetic in a
+//! different order: results agree with torchvision to ~1e-6 relative.
 
 use candle_core::Tensor;
 use rayon::prelude::*;
@@ -22,13 +25,34 @@ pub(crate) struct CpuConv {
     pad: usize,
 }
 
-/// One image's activations, channel-major.
+/// A batch of activations, laid out C x N x H x W.
 #[derive(Debug, Clone)]
 pub(crate) struct Act {
     pub c: usize,
+    pub n: usize,
     pub h: usize,
     pub w: usize,
     pub data: Vec<f32>,
+}
+
+impl Act {
+    /// From candle's N x C x H x W.
+    pub(crate) fn from_nchw(x: &Tensor) -> candle_core::Result<Self> {
+        let (n, c, h, w) = x.dims4()?;
+        let data = x
+            .transpose(0, 1)?
+            .contiguous()?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        Ok(Self { c, n, h, w, data })
+    }
+
+    /// Back to candle's N x C x H x W.
+    pub(crate) fn into_nchw(self, dev: &candle_core::Device) -> candle_core::Result<Tensor> {
+        Tensor::from_vec(self.data, (self.c, self.n, self.h, self.w), dev)?
+            .transpose(0, 1)?
+            .contiguous()
+    }
 }
 
 impl CpuConv {
@@ -61,38 +85,38 @@ impl CpuConv {
         let (k, s, p) = (self.k, self.stride, self.pad);
         let ho = (x.h + 2 * p - k) / s + 1;
         let wo = (x.w + 2 * p - k) / s + 1;
-        let plane = ho * wo;
+        let cols = x.n * ho * wo;
         let kk = self.cin * k * k;
         let rhs: &[f32] = if k == 1 && s == 1 && p == 0 {
             &x.data
         } else {
             scratch.clear();
-            scratch.resize(kk * plane, 0.0);
-            im2col(&x.data, (x.c, x.h, x.w), k, s, p, scratch);
+            scratch.resize(kk * cols, 0.0);
+            im2col(x, k, s, p, scratch);
             scratch
         };
-        let mut out = vec![0f32; self.cout * plane];
-        out.par_chunks_mut(plane)
+        let mut out = vec![0f32; self.cout * cols];
+        out.par_chunks_mut(cols)
             .zip(self.bias.par_iter())
             .for_each(|(row, b)| row.iter_mut().for_each(|v| *v = *b));
         // SAFETY: every pointer covers the extent implied by its dimensions and strides:
-        // out is cout x plane, weight is cout x kk, rhs is kk x plane, all row-major, and `out`
+        // out is cout x cols, weight is cout x kk, rhs is kk x cols, all row-major, and `out`
         // does not alias the inputs.
         unsafe {
             gemm::gemm(
                 self.cout,
-                plane,
+                cols,
                 kk,
                 out.as_mut_ptr(),
                 1,
-                plane as isize,
+                cols as isize,
                 true,
                 self.weight.as_ptr(),
                 1,
                 kk as isize,
                 rhs.as_ptr(),
                 1,
-                plane as isize,
+                cols as isize,
                 1.0f32,
                 1.0f32,
                 false,
@@ -102,9 +126,9 @@ impl CpuConv {
             );
         }
         if residual.is_some() || relu {
-            out.par_chunks_mut(plane).enumerate().for_each(|(o, row)| {
+            out.par_chunks_mut(cols).enumerate().for_each(|(o, row)| {
                 if let Some(r) = residual {
-                    for (v, add) in row.iter_mut().zip(&r.data[o * plane..(o + 1) * plane]) {
+                    for (v, add) in row.iter_mut().zip(&r.data[o * cols..(o + 1) * cols]) {
                         *v += add;
                     }
                 }
@@ -115,6 +139,7 @@ impl CpuConv {
         }
         Act {
             c: self.cout,
+            n: x.n,
             h: ho,
             w: wo,
             data: out,
@@ -126,11 +151,11 @@ impl CpuConv {
 pub(crate) fn max_pool_3x3_s2(x: &Act) -> Act {
     let ho = (x.h + 2 - 3) / 2 + 1;
     let wo = (x.w + 2 - 3) / 2 + 1;
-    let mut data = vec![0f32; x.c * ho * wo];
+    let mut data = vec![0f32; x.c * x.n * ho * wo];
     data.par_chunks_mut(ho * wo)
         .enumerate()
-        .for_each(|(c, out)| {
-            let src = &x.data[c * x.h * x.w..(c + 1) * x.h * x.w];
+        .for_each(|(plane, out)| {
+            let src = &x.data[plane * x.h * x.w..(plane + 1) * x.h * x.w];
             for oy in 0..ho {
                 for ox in 0..wo {
                     let mut m = 0f32;
@@ -152,43 +177,42 @@ pub(crate) fn max_pool_3x3_s2(x: &Act) -> Act {
         });
     Act {
         c: x.c,
+        n: x.n,
         h: ho,
         w: wo,
         data,
     }
 }
 
-/// Unfolds one image (C x H x W) into the (C k k) x (Ho Wo) patch matrix, zero-padded.
-pub(crate) fn im2col(
-    x: &[f32],
-    dims: (usize, usize, usize),
-    k: usize,
-    stride: usize,
-    pad: usize,
-    out: &mut [f32],
-) {
-    let (_, h, w) = dims;
+/// Unfolds the batch into the (C k k) x (N Ho Wo) patch matrix, zero-padded: row
+/// (c, ky, kx), column (n, oy, ox), matching the (out, in, k, k) weight layout.
+fn im2col(x: &Act, k: usize, stride: usize, pad: usize, out: &mut [f32]) {
+    let (h, w) = (x.h, x.w);
     let ho = (h + 2 * pad - k) / stride + 1;
     let wo = (w + 2 * pad - k) / stride + 1;
     let plane = ho * wo;
-    out.par_chunks_mut(k * k * plane)
+    let cols = x.n * plane;
+    out.par_chunks_mut(k * k * cols)
         .enumerate()
         .for_each(|(ci, chunk)| {
-            let src = &x[ci * h * w..(ci + 1) * h * w];
             for ky in 0..k {
                 for kx in 0..k {
-                    let row = &mut chunk[(ky * k + kx) * plane..(ky * k + kx + 1) * plane];
-                    for oy in 0..ho {
-                        let iy = (oy * stride + ky) as isize - pad as isize;
-                        if iy < 0 || iy >= h as isize {
-                            continue;
-                        }
-                        let srow = &src[iy as usize * w..(iy as usize + 1) * w];
-                        let drow = &mut row[oy * wo..(oy + 1) * wo];
-                        for (ox, d) in drow.iter_mut().enumerate() {
-                            let ix = (ox * stride + kx) as isize - pad as isize;
-                            if ix >= 0 && ix < w as isize {
-                                *d = srow[ix as usize];
+                    let row = &mut chunk[(ky * k + kx) * cols..(ky * k + kx + 1) * cols];
+                    for img in 0..x.n {
+                        let src = &x.data[(ci * x.n + img) * h * w..(ci * x.n + img + 1) * h * w];
+                        let dst = &mut row[img * plane..(img + 1) * plane];
+                        for oy in 0..ho {
+                            let iy = (oy * stride + ky) as isize - pad as isize;
+                            if iy < 0 || iy >= h as isize {
+                                continue;
+                            }
+                            let srow = &src[iy as usize * w..(iy as usize + 1) * w];
+                            let drow = &mut dst[oy * wo..(oy + 1) * wo];
+                            for (ox, d) in drow.iter_mut().enumerate() {
+                                let ix = (ox * stride + kx) as isize - pad as isize;
+                                if ix >= 0 && ix < w as isize {
+                                    *d = srow[ix as usize];
+                                }
                             }
                         }
                     }

@@ -261,32 +261,21 @@ impl ResNet18 {
 
     fn features_cpu(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         use super::cpu::{max_pool_3x3_s2, Act};
-        let (n, c, h, w) = x.dims4()?;
-        let data = x.flatten_all()?.to_vec1::<f32>()?;
         let mut scratch = Vec::new();
-        let mut out = Vec::new();
-        let mut dims = (0, 0, 0);
-        for i in 0..n {
-            let img = Act {
-                c,
-                h,
-                w,
-                data: data[i * c * h * w..(i + 1) * c * h * w].to_vec(),
+        let stem = self
+            .stem
+            .cpu
+            .run(&Act::from_nchw(x)?, None, true, &mut scratch);
+        let mut a = max_pool_3x3_s2(&stem);
+        for b in &self.blocks {
+            let y = b.conv1.cpu.run(&a, None, true, &mut scratch);
+            let id = match &b.downsample {
+                Some(d) => d.cpu.run(&a, None, false, &mut scratch),
+                None => a,
             };
-            let stem = self.stem.cpu.run(&img, None, true, &mut scratch);
-            let mut a = max_pool_3x3_s2(&stem);
-            for b in &self.blocks {
-                let y = b.conv1.cpu.run(&a, None, true, &mut scratch);
-                let id = match &b.downsample {
-                    Some(d) => d.cpu.run(&a, None, false, &mut scratch),
-                    None => a,
-                };
-                a = b.conv2.cpu.run(&y, Some(&id), true, &mut scratch);
-            }
-            dims = (a.c, a.h, a.w);
-            out.extend_from_slice(&a.data);
+            a = b.conv2.cpu.run(&y, Some(&id), true, &mut scratch);
         }
-        Tensor::from_vec(out, (n, dims.0, dims.1, dims.2), x.device())
+        a.into_nchw(x.device())
     }
 
     /// Global average pool and `fc`: logits of shape (N, classes).
