@@ -208,10 +208,21 @@ fn im2col(x: &Act, k: usize, stride: usize, pad: usize, out: &mut [f32]) {
                             }
                             let srow = &src[iy as usize * w..(iy as usize + 1) * w];
                             let drow = &mut dst[oy * wo..(oy + 1) * wo];
-                            for (ox, d) in drow.iter_mut().enumerate() {
-                                let ix = (ox * stride + kx) as isize - pad as isize;
-                                if ix >= 0 && ix < w as isize {
-                                    *d = srow[ix as usize];
+                            // Output columns whose input column ox * stride + kx - pad is inside.
+                            let lo = (pad.saturating_sub(kx)).div_ceil(stride);
+                            let hi = ((w + pad).saturating_sub(kx).div_ceil(stride)).min(wo);
+                            if lo >= hi {
+                                continue;
+                            }
+                            let first = lo * stride + kx - pad;
+                            if stride == 1 {
+                                drow[lo..hi].copy_from_slice(&srow[first..first + (hi - lo)]);
+                            } else {
+                                for (d, s) in drow[lo..hi]
+                                    .iter_mut()
+                                    .zip(srow[first..].iter().step_by(stride))
+                                {
+                                    *d = *s;
                                 }
                             }
                         }
