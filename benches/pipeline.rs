@@ -63,22 +63,13 @@ fn main() -> anyhow::Result<()> {
     let runs = tmp.join("runs/shift");
     std::fs::create_dir_all(&runs)?;
     let mut csv = String::from("id,path,emotion\n");
-    let emos = [
-        "amusement",
-        "awe",
-        "contentment",
-        "excitement",
-        "anger",
-        "disgust",
-        "fear",
-        "sadness",
-    ];
+    let emos = emobench::emotion::Emotion::ALL;
     for (i, img) in imgs.iter().enumerate() {
         let id = format!("s{i}");
         let src = tmp.join(format!("{id}.png"));
         img.save(&src)?;
         csv.push_str(&format!("{id},{id}.png,{}\n", emos[i % 8]));
-        let e: emobench::emotion::Emotion = emos[i % 8].parse()?;
+        let e = emos[i % 8];
         let mut shifted = img.clone();
         for px in shifted.pixels_mut() {
             px.0[0] = px.0[0].saturating_add(20);
