@@ -117,18 +117,21 @@ fn score_writes_every_report_and_lists_missing_outputs() {
     let runs = d.join("runs");
     edit(&sources, &refs, &runs, &[]);
     std::fs::remove_file(runs.join("ct/china/sadness.png")).unwrap();
+    let score_into = |out: &Path| {
+        run(bin()
+            .args(["score", "--targets", "awe,sadness", "--json"])
+            .arg("--sources")
+            .arg(&sources)
+            .arg("--runs")
+            .arg(&runs)
+            .arg("--out")
+            .arg(out)
+            .arg("--predictor")
+            .arg(fixtures().join("resnet18_tiny.pt"))
+            .args(["--arch", "tiny"]))
+    };
     let out = d.join("report");
-    let o = run(bin()
-        .args(["score", "--targets", "awe,sadness", "--json"])
-        .arg("--sources")
-        .arg(&sources)
-        .arg("--runs")
-        .arg(&runs)
-        .arg("--out")
-        .arg(&out)
-        .arg("--predictor")
-        .arg(fixtures().join("resnet18_tiny.pt"))
-        .args(["--arch", "tiny"]));
+    let o = score_into(&out);
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(summary.is_array());
     for f in [
@@ -162,6 +165,22 @@ fn score_writes_every_report_and_lists_missing_outputs() {
         meta.contains("resnet18_tiny.pt") && meta.contains("\"sha256\""),
         "{meta}"
     );
+    // Same inputs, same bytes: tables, matrices and figures (report.json differs only in the
+    // recorded command line, which names the output folder).
+    let again = d.join("report-again");
+    score_into(&again);
+    for f in [
+        "scores.csv",
+        "table1.md",
+        "table1.json",
+        "confusion/ct_ess.png",
+        "confusion/ct_emr.svg",
+    ] {
+        assert!(
+            std::fs::read(out.join(f)).unwrap() == std::fs::read(again.join(f)).unwrap(),
+            "{f} differs between identical runs"
+        );
+    }
     std::fs::remove_dir_all(&d).ok();
 }
 
