@@ -25,23 +25,6 @@ pub(crate) struct CpuConv {
     pad: usize,
 }
 
-/// Reusable buffers: large activation vectors are recycled between layers, because fresh
-/// allocations of that size come back from the kernel as untouched pages and fault on first write.
-#[derive(Debug, Default)]
-pub(crate) struct Buffers {
-    /// The im2col patch matrix.
-    pub scratch: Vec<f32>,
-    /// Activation buffers no longer in use.
-    pub free: Vec<Vec<f32>>,
-}
-
-impl Buffers {
-    /// Returns an activation's storage to the pool.
-    pub(crate) fn recycle(&mut self, a: Act) {
-        self.free.push(a.data);
-    }
-}
-
 /// A batch of activations, laid out C x N x H x W.
 #[derive(Debug, Clone)]
 pub(crate) struct Act {
@@ -97,9 +80,8 @@ impl CpuConv {
         x: &Act,
         residual: Option<&Act>,
         relu: bool,
-        bufs: &mut Buffers,
+        scratch: &mut Vec<f32>,
     ) -> Act {
-        let scratch = &mut bufs.scratch;
         let (k, s, p) = (self.k, self.stride, self.pad);
         let ho = (x.h + 2 * p - k) / s + 1;
         let wo = (x.w + 2 * p - k) / s + 1;
@@ -113,9 +95,10 @@ impl CpuConv {
             im2col(x, k, s, p, scratch);
             scratch
         };
-        let mut out = bufs.free.pop().unwrap_or_default();
-        out.clear();
-        out.resize(self.cout * cols, 0.0);
+        let mut out = vec![0f32; self.cout * cols];
+        out.par_chunks_mut(cols)
+            .zip(self.bias.par_iter())
+            .for_each(|(row, b)| row.iter_mut().for_each(|v| *v = *b));
         // SAFETY: every pointer covers the extent implied by its dimensions and strides:
         // out is cout x cols, weight is cout x kk, rhs is kk x cols, all row-major, and `out`
         // does not alias the inputs.
@@ -127,14 +110,14 @@ impl CpuConv {
                 out.as_mut_ptr(),
                 1,
                 cols as isize,
-                false,
+                true,
                 self.weight.as_ptr(),
                 1,
                 kk as isize,
                 rhs.as_ptr(),
                 1,
                 cols as isize,
-                0.0f32,
+                1.0f32,
                 1.0f32,
                 false,
                 false,
@@ -142,22 +125,18 @@ impl CpuConv {
                 gemm::Parallelism::Rayon(rayon::current_num_threads()),
             );
         }
-        out.par_chunks_mut(cols)
-            .zip(self.bias.par_iter())
-            .enumerate()
-            .for_each(|(o, (row, b))| {
-                match residual {
-                    Some(r) => {
-                        for (v, add) in row.iter_mut().zip(&r.data[o * cols..(o + 1) * cols]) {
-                            *v += b + add;
-                        }
+        if residual.is_some() || relu {
+            out.par_chunks_mut(cols).enumerate().for_each(|(o, row)| {
+                if let Some(r) = residual {
+                    for (v, add) in row.iter_mut().zip(&r.data[o * cols..(o + 1) * cols]) {
+                        *v += add;
                     }
-                    None => row.iter_mut().for_each(|v| *v += b),
                 }
                 if relu {
                     row.iter_mut().for_each(|v| *v = v.max(0.0));
                 }
             });
+        }
         Act {
             c: self.cout,
             n: x.n,

@@ -260,27 +260,20 @@ impl ResNet18 {
     }
 
     fn features_cpu(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        use super::cpu::{max_pool_3x3_s2, Act, Buffers};
-        let mut bufs = Buffers::default();
+        use super::cpu::{max_pool_3x3_s2, Act};
+        let mut scratch = Vec::new();
         let stem = self
             .stem
             .cpu
-            .run(&Act::from_nchw(x)?, None, true, &mut bufs);
+            .run(&Act::from_nchw(x)?, None, true, &mut scratch);
         let mut a = max_pool_3x3_s2(&stem);
-        bufs.recycle(stem);
         for b in &self.blocks {
-            let y = b.conv1.cpu.run(&a, None, true, &mut bufs);
+            let y = b.conv1.cpu.run(&a, None, true, &mut scratch);
             let id = match &b.downsample {
-                Some(d) => {
-                    let id = d.cpu.run(&a, None, false, &mut bufs);
-                    bufs.recycle(a);
-                    id
-                }
+                Some(d) => d.cpu.run(&a, None, false, &mut scratch),
                 None => a,
             };
-            a = b.conv2.cpu.run(&y, Some(&id), true, &mut bufs);
-            bufs.recycle(y);
-            bufs.recycle(id);
+            a = b.conv2.cpu.run(&y, Some(&id), true, &mut scratch);
         }
         a.into_nchw(x.device())
     }
