@@ -21,6 +21,8 @@
 #![warn(missing_docs)]
 
 pub mod ct;
+/// Diffusion noise schedulers (DDIM, Euler ancestral) matching Hugging Face diffusers.
+pub mod diffusion;
 pub mod method;
 pub mod registry;
 
