@@ -20,7 +20,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    alphas_cumprod, betas, check_len, BetaSchedule, PredictionType, SchedulerError, TimestepSpacing,
+    check_len, training_alphas_cumprod, BetaSchedule, PredictionType, SchedulerError,
+    TimestepSpacing,
 };
 
 /// The configuration of a DDIM scheduler, with diffusers' field names and class defaults, so that
@@ -126,19 +127,13 @@ impl Ddim {
         if config.rescale_betas_zero_snr {
             return Err(SchedulerError::Unsupported("rescale_betas_zero_snr".into()));
         }
-        let betas = match &config.trained_betas {
-            Some(b) => b.clone(),
-            None => betas(
-                config.beta_schedule,
-                config.beta_start,
-                config.beta_end,
-                config.num_train_timesteps,
-            ),
-        };
-        if betas.is_empty() {
-            return Err(SchedulerError::Unsupported("an empty beta table".into()));
-        }
-        let alphas_cumprod = alphas_cumprod(&betas);
+        let alphas_cumprod = training_alphas_cumprod(
+            &config.trained_betas,
+            config.beta_schedule,
+            config.beta_start,
+            config.beta_end,
+            config.num_train_timesteps,
+        )?;
         let final_alpha_cumprod = if config.set_alpha_to_one {
             1.0
         } else {

@@ -12,7 +12,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    alphas_cumprod, betas, check_len, BetaSchedule, PredictionType, SchedulerError, TimestepSpacing,
+    check_len, training_alphas_cumprod, BetaSchedule, PredictionType, SchedulerError,
+    TimestepSpacing,
 };
 
 /// The configuration of an Euler ancestral scheduler, with diffusers' field names and class
@@ -104,19 +105,13 @@ impl EulerAncestral {
         if config.prediction_type == PredictionType::Sample {
             return Err(SchedulerError::Unsupported("prediction_type sample".into()));
         }
-        let betas = match &config.trained_betas {
-            Some(b) => b.clone(),
-            None => betas(
-                config.beta_schedule,
-                config.beta_start,
-                config.beta_end,
-                config.num_train_timesteps,
-            ),
-        };
-        if betas.is_empty() {
-            return Err(SchedulerError::Unsupported("an empty beta table".into()));
-        }
-        let alphas_cumprod = alphas_cumprod(&betas);
+        let alphas_cumprod = training_alphas_cumprod(
+            &config.trained_betas,
+            config.beta_schedule,
+            config.beta_start,
+            config.beta_end,
+            config.num_train_timesteps,
+        )?;
         let train_sigmas: Vec<f32> = alphas_cumprod
             .iter()
             .map(|&a| ((1.0 - a) / a).sqrt())

@@ -168,6 +168,24 @@ pub fn alphas_cumprod(betas: &[f32]) -> Vec<f32> {
         .collect()
 }
 
+/// The `alphas_cumprod` table of a config: its trained betas if given, else the named schedule.
+pub(crate) fn training_alphas_cumprod(
+    trained_betas: &Option<Vec<f32>>,
+    schedule: BetaSchedule,
+    beta_start: f64,
+    beta_end: f64,
+    num_train_timesteps: usize,
+) -> Result<Vec<f32>, SchedulerError> {
+    let betas = match trained_betas {
+        Some(b) => b.clone(),
+        None => betas(schedule, beta_start, beta_end, num_train_timesteps),
+    };
+    if betas.is_empty() {
+        return Err(SchedulerError::Unsupported("an empty beta table".into()));
+    }
+    Ok(alphas_cumprod(&betas))
+}
+
 /// Fails unless `got` has the sample's number of elements.
 pub(crate) fn check_len(
     what: &'static str,
