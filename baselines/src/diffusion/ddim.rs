@@ -20,7 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    check_len, training_alphas_cumprod, BetaSchedule, PredictionType, SchedulerError,
+    check_len, training_alphas_cumprod, BetaSchedule, PredictionType, SchedulerError, StepOutput,
     TimestepSpacing,
 };
 
@@ -94,15 +94,6 @@ impl DdimConfig {
             ..Self::default()
         }
     }
-}
-
-/// The result of one DDIM step.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DdimStepOutput {
-    /// The sample at the previous (less noisy) timestep.
-    pub prev_sample: Vec<f32>,
-    /// The model's estimate of the clean sample.
-    pub pred_original_sample: Vec<f32>,
 }
 
 /// A DDIM scheduler; see the [module documentation](self) for the timestep override.
@@ -278,7 +269,7 @@ impl Ddim {
         sample: &[f32],
         eta: f32,
         variance_noise: Option<&[f32]>,
-    ) -> Result<DdimStepOutput, SchedulerError> {
+    ) -> Result<StepOutput, SchedulerError> {
         let len = sample.len();
         check_len("model_output", model_output, len)?;
         let prev_timestep = self.prev_timestep(timestep)?;
@@ -347,7 +338,7 @@ impl Ddim {
                 *p += std_dev_t * z;
             }
         }
-        Ok(DdimStepOutput {
+        Ok(StepOutput {
             prev_sample,
             pred_original_sample,
         })

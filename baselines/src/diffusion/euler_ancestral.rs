@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    check_len, training_alphas_cumprod, BetaSchedule, PredictionType, SchedulerError,
+    check_len, training_alphas_cumprod, BetaSchedule, PredictionType, SchedulerError, StepOutput,
     TimestepSpacing,
 };
 
@@ -73,15 +73,6 @@ impl EulerAncestralConfig {
             ..Self::default()
         }
     }
-}
-
-/// The result of one Euler ancestral step.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EulerAncestralStepOutput {
-    /// The sample at the next (less noisy) sigma.
-    pub prev_sample: Vec<f32>,
-    /// The model's estimate of the clean sample.
-    pub pred_original_sample: Vec<f32>,
 }
 
 /// An Euler ancestral scheduler.
@@ -261,7 +252,7 @@ impl EulerAncestral {
         step_index: usize,
         sample: &[f32],
         noise: &[f32],
-    ) -> Result<EulerAncestralStepOutput, SchedulerError> {
+    ) -> Result<StepOutput, SchedulerError> {
         let len = sample.len();
         check_len("model_output", model_output, len)?;
         check_len("noise", noise, len)?;
@@ -300,7 +291,7 @@ impl EulerAncestral {
                 p + z * sigma_up
             })
             .collect();
-        Ok(EulerAncestralStepOutput {
+        Ok(StepOutput {
             prev_sample,
             pred_original_sample,
         })

@@ -26,8 +26,8 @@
 pub mod ddim;
 pub mod euler_ancestral;
 
-pub use ddim::{Ddim, DdimConfig, DdimStepOutput};
-pub use euler_ancestral::{EulerAncestral, EulerAncestralConfig, EulerAncestralStepOutput};
+pub use ddim::{Ddim, DdimConfig};
+pub use euler_ancestral::{EulerAncestral, EulerAncestralConfig};
 
 use serde::{Deserialize, Serialize};
 
@@ -166,6 +166,15 @@ pub fn alphas_cumprod(betas: &[f32]) -> Vec<f32> {
             acc as f32
         })
         .collect()
+}
+
+/// The result of one scheduler step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepOutput {
+    /// The sample at the next, less noisy, point of the schedule.
+    pub prev_sample: Vec<f32>,
+    /// The model's estimate of the clean sample.
+    pub pred_original_sample: Vec<f32>,
 }
 
 /// The `alphas_cumprod` table of a config: its trained betas if given, else the named schedule.
