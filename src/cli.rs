@@ -160,9 +160,19 @@ pub struct EditArgs {
     /// Run seed.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
-    /// Method options as a JSON object, e.g. '{"iterations": 20}'.
+    /// Method options as a JSON object, e.g. '{"iterations": 20}' (ct) or
+    /// '{"weights": "timbrooks/instruct-pix2pix", "steps": 100}' (ip2p) or
+    /// '{"ip2p": "model/model_ip2p.pt", "encoder": "model/model_emoenc.pt",
+    /// "predictor": "emo_predictor.pt", "profile": "code"}' (emoeditor).
     #[arg(long, default_value = "null")]
     pub options: String,
+    /// Device of diffusion methods: `cpu` or `cuda:N` (a build with `--features cuda`);
+    /// sets the `device` option.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Precision of diffusion methods on a GPU: `f32`, `f16` or `bf16`; sets the `dtype` option.
+    #[arg(long)]
+    pub dtype: Option<String>,
 }
 
 /// `emobench score`.
@@ -235,10 +245,24 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn cmd_edit(a: EditArgs) -> anyhow::Result<()> {
+    let mut options: serde_json::Value = serde_json::from_str(&a.options)
+        .with_context(|| format!("--options '{}': not JSON", a.options))?;
+    for (key, value) in [("device", &a.device), ("dtype", &a.dtype)] {
+        if let Some(v) = value {
+            if options.is_null() {
+                options = serde_json::json!({});
+            }
+            match options.as_object_mut() {
+                Some(obj) => {
+                    obj.insert(key.into(), v.clone().into());
+                }
+                None => bail!("--options must be a JSON object to combine with --{key}"),
+            }
+        }
+    }
     let cfg = EditConfig {
         method: a.method,
-        options: serde_json::from_str(&a.options)
-            .with_context(|| format!("--options '{}': not JSON", a.options))?,
+        options,
         sources: a.sources,
         references: a.references,
         conditions: a.targets.parse().context("--targets")?,
@@ -246,7 +270,7 @@ fn cmd_edit(a: EditArgs) -> anyhow::Result<()> {
         shard: a.shard.parse::<Shard>()?,
         seed: a.seed,
     };
-    let s = run_edit(&cfg, &baselines::registry::Registry::builtin())?;
+    let s = run_edit(&cfg, &crate::emoeditor::registry())?;
     eprintln!(
         "{}: {} jobs in shard {}/{}: {} written, {} already done -> {}",
         cfg.method,
@@ -315,20 +339,7 @@ pub fn score_and_report(
     let src = predictor.source();
     let meta = ScoreMetadata {
         provenance: Provenance::current(),
-        predictor: match src {
-            crate::predictor::PredictorSource::File { path, sha256 } => WeightFile {
-                role: "predictor".into(),
-                path: path.clone(),
-                sha256: sha256.clone(),
-                stand_in: false,
-            },
-            crate::predictor::PredictorSource::StandIn { seed } => WeightFile {
-                role: "predictor".into(),
-                path: format!("stand-in: ResNet-18, ChaCha8 seed {seed}"),
-                sha256: String::new(),
-                stand_in: true,
-            },
-        },
+        predictor: crate::provenance::predictor_weight_file(src),
         class_order: predictor.class_order().to_string(),
         preprocessing: format!(
             "PIL-compatible {} resize to 224x224, RGB / 255, no mean/std normalisation",

@@ -161,7 +161,7 @@ pub fn run_edit(cfg: &EditConfig, registry: &Registry) -> Result<EditSummary, Ru
             .as_deref()
             .map(|p| input_file("references", p))
             .transpose()?,
-        weights: Vec::new(),
+        weights: method.weights(),
         reference_choice: "uniform among references of the target emotion (excluding the source), ChaCha8 seeded by sha256(seed, source id, target)",
     };
     let json_path = method_dir.join("run.json");
@@ -218,10 +218,25 @@ pub fn run_edit(cfg: &EditConfig, registry: &Registry) -> Result<EditSummary, Ru
         }
         let target = job.target.name();
         let req = EditRequest::new(&source, target, seed).with_references(&references);
-        let out = method.edit(&req).map_err(|source| RunError::Method {
-            context: format!("{} -> {}", job.source.id, target),
-            source,
-        })?;
+        let (out, trace) = method
+            .edit_traced(&req)
+            .map_err(|source| RunError::Method {
+                context: format!("{} -> {}", job.source.id, target),
+                source,
+            })?;
+        // The trace goes first: a finished image always has its trace beside it.
+        if let Some(trace) = trace {
+            let path = job.output.with_extension("trace.json");
+            let mut text = serde_json::to_string_pretty(&trace).map_err(|e| RunError::Write {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            text.push('\n');
+            write_atomic(&path, text.as_bytes()).map_err(|e| RunError::Write {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        }
         save_png_atomic(&job.output, &out)?;
         summary.written += 1;
     }

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod demo;
 pub mod edit;
+pub mod emoeditor;
 pub mod emotion;
 pub mod image_io;
 pub mod imgproc;

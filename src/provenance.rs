@@ -11,17 +11,24 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// the tree had uncommitted changes.
 pub const GIT_COMMIT: &str = env!("EMOBENCH_GIT_COMMIT");
 
-/// A weight file and its digest.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct WeightFile {
-    /// Role (e.g. "predictor").
-    pub role: String,
-    /// Path as given, or a description for generated weights.
-    pub path: String,
-    /// SHA-256 of the file; empty for generated stand-ins.
-    pub sha256: String,
-    /// True when the weights are a seeded stand-in, not a trained model.
-    pub stand_in: bool,
+pub use baselines::provenance::WeightFile;
+
+/// The `run.json` / `report.json` record of a predictor's weights (the stand-in says so).
+pub fn predictor_weight_file(src: &crate::predictor::PredictorSource) -> WeightFile {
+    match src {
+        crate::predictor::PredictorSource::File { path, sha256 } => WeightFile {
+            role: "predictor".into(),
+            path: path.clone(),
+            sha256: sha256.clone(),
+            stand_in: false,
+        },
+        crate::predictor::PredictorSource::StandIn { seed } => WeightFile {
+            role: "predictor".into(),
+            path: format!("stand-in: ResNet-18, ChaCha8 seed {seed}"),
+            sha256: String::new(),
+            stand_in: true,
+        },
+    }
 }
 
 /// Header common to every metadata file.

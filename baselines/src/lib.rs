@@ -21,10 +21,15 @@
 #![warn(missing_docs)]
 
 pub mod ct;
-/// Diffusion noise schedulers (DDIM, Euler ancestral) matching Hugging Face diffusers.
+/// The latent-diffusion pipeline InstructPix2Pix and EmoEditor share: schedulers, UNet, VAE,
+/// CLIP text encoder, weights, noise, matching Hugging Face diffusers.
 pub mod diffusion;
+pub mod ip2p;
+pub mod kernels;
 pub mod method;
+pub mod provenance;
 pub mod registry;
+pub mod resize;
 
 pub use method::{EditError, EditMethod, EditRequest};
 pub use registry::{build_method, method_names};

@@ -64,6 +64,20 @@ pub trait EditMethod: Send + Sync {
 
     /// Edits `req.source` towards `req.target`.
     fn edit(&self, req: &EditRequest<'_>) -> Result<RgbImage, EditError>;
+
+    /// Like [`EditMethod::edit`], plus a per-image trace (EmoEditor's critic passes) that the run
+    /// folder keeps beside the output. Methods without one return `None`.
+    fn edit_traced(
+        &self,
+        req: &EditRequest<'_>,
+    ) -> Result<(RgbImage, Option<serde_json::Value>), EditError> {
+        Ok((self.edit(req)?, None))
+    }
+
+    /// The weight files the method read, with SHA-256, for `run.json`.
+    fn weights(&self) -> Vec<crate::provenance::WeightFile> {
+        Vec::new()
+    }
 }
 
 /// Why a method could not be built or could not edit an image.

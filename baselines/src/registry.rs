@@ -4,8 +4,8 @@
 //! implements more (the harness adds EmoEditor, which needs the emotion predictor) starts from
 //! [`Registry::builtin`] and [`Registry::register`]s its own entries.
 
-use crate::ct;
 use crate::method::{EditError, EditMethod};
+use crate::{ct, ip2p};
 
 /// Builds a method from its options (a JSON object; `null` means all defaults).
 pub type BuildFn = fn(&serde_json::Value) -> Result<Box<dyn EditMethod>, EditError>;
@@ -29,15 +29,30 @@ fn build_ct(options: &serde_json::Value) -> Result<Box<dyn EditMethod>, EditErro
     )?))
 }
 
-const BUILTIN: &[MethodEntry] = &[MethodEntry {
-    name: ct::NAME,
-    summary: "colour transfer: Pitié et al. 2007 iterative distribution transfer + regrain \
-              (frcs/colour-transfer) onto a reference image of the target emotion",
-    needs_references: true,
-    build: build_ct,
-}];
+fn build_ip2p(options: &serde_json::Value) -> Result<Box<dyn EditMethod>, EditError> {
+    Ok(Box::new(ip2p::InstructPix2Pix::new(
+        ip2p::Ip2pOptions::from_json(options)?,
+    )?))
+}
 
-const BUILTIN_NAMES: &[&str] = &[ct::NAME];
+const BUILTIN: &[MethodEntry] = &[
+    MethodEntry {
+        name: ct::NAME,
+        summary: "colour transfer: Pitié et al. 2007 iterative distribution transfer + regrain \
+                  (frcs/colour-transfer) onto a reference image of the target emotion",
+        needs_references: true,
+        build: build_ct,
+    },
+    MethodEntry {
+        name: ip2p::NAME,
+        summary: "InstructPix2Pix (Brooks et al. 2023) with the target emotion word as the \
+                  instruction: 100 Euler ancestral steps, guidance 7.5 / image 1.5",
+        needs_references: false,
+        build: build_ip2p,
+    },
+];
+
+const BUILTIN_NAMES: &[&str] = &[ct::NAME, ip2p::NAME];
 
 /// The names of the methods this crate implements, in the order reports list them.
 pub fn method_names() -> &'static [&'static str] {

@@ -6,10 +6,11 @@ use image::RgbImage;
 
 #[test]
 fn names_and_entries_agree() {
-    assert_eq!(method_names(), &["ct"]);
+    assert_eq!(method_names(), &["ct", "ip2p"]);
     let entry_names: Vec<&str> = builtin_entries().iter().map(|e| e.name).collect();
     assert_eq!(entry_names, method_names());
-    for name in method_names() {
+    // Methods that need downloaded weights are built in their own tests (tiny fixtures).
+    for name in method_names().iter().filter(|n| **n != "ip2p") {
         let m = build_method(name, &serde_json::Value::Null).expect("builds with defaults");
         assert_eq!(m.name(), *name);
         let entry = builtin_entries()
@@ -36,8 +37,20 @@ fn unknown_name_lists_the_known_ones() {
     assert!(matches!(err, EditError::UnknownMethod { .. }));
     assert_eq!(
         err.to_string(),
-        "unknown edit method 'nst-typo'; known methods: ct"
+        "unknown edit method 'nst-typo'; known methods: ct, ip2p"
     );
+}
+
+#[test]
+fn missing_diffusion_weights_are_named() {
+    let err = build_method(
+        "ip2p",
+        &serde_json::json!({"weights": "/nonexistent/instruct-pix2pix"}),
+    )
+    .expect_err("no weights");
+    let msg = err.to_string();
+    assert!(matches!(err, EditError::MissingResource { .. }), "{msg}");
+    assert!(msg.contains("/nonexistent/instruct-pix2pix"), "{msg}");
 }
 
 struct Identity;
@@ -68,7 +81,7 @@ fn callers_can_register_more_methods() {
         build: build_identity,
     };
     reg.register(entry).expect("new name");
-    assert_eq!(reg.names(), vec!["ct", "identity"]);
+    assert_eq!(reg.names(), vec!["ct", "ip2p", "identity"]);
     assert!(reg.register(entry).is_err(), "duplicate names are refused");
     let m = reg
         .build("identity", &serde_json::Value::Null)

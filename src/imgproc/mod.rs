@@ -18,7 +18,8 @@
 pub mod canny;
 pub mod cv_resize;
 pub mod gray;
-pub mod resize;
+/// Pillow's resampling; it lives in the `baselines` crate because InstructPix2Pix resizes with it.
+pub use baselines::resize;
 pub mod ssim;
 
 pub use canny::{canny_gray, canny_rgb};

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use candle_core::pickle::{Object, Stack};
 use candle_core::{Device, Tensor};
-use sha2::{Digest, Sha256};
 
 /// Why a checkpoint could not be read; every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -97,20 +96,7 @@ impl StateDict {
     }
 }
 
-/// SHA-256 of a file, lower-case hex.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = BufReader::new(std::fs::File::open(path)?);
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
-}
+pub use baselines::provenance::sha256_file;
 
 /// Reads a state dict, detecting the format from the file's first bytes rather than its extension.
 pub fn load_state_dict(path: &Path) -> Result<StateDict, CheckpointError> {

@@ -263,6 +263,13 @@ impl Predictor {
         }
     }
 
+    /// Raw logits (checkpoint class order) for a batch of float images (N, 3, H, W) in [0, 1],
+    /// as the EmoEditor critic feeds the decoded image to P without quantising it.
+    pub fn logits(&self, x: &Tensor) -> Result<Vec<Vec<f32>>, PredictorError> {
+        let x = x.to_device(&self.device)?.to_dtype(DType::F32)?;
+        Ok(self.model.head(&self.model.features(&x)?)?.to_vec2()?)
+    }
+
     /// Predicts a batch of images (all the same size; 224x224 for the metrics).
     pub fn predict(&self, images: &[&RgbImage]) -> Result<Vec<Prediction>, PredictorError> {
         let x = self.to_input(images)?;

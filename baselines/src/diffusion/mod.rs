@@ -23,8 +23,16 @@
 //! No random numbers are drawn here: stochastic steps take their noise as an argument, so a
 //! caller's seeded generator decides them.
 
+pub mod clip;
 pub mod ddim;
 pub mod euler_ancestral;
+pub mod layers;
+pub mod noise;
+pub mod pipeline;
+pub mod tokenizer;
+pub mod unet;
+pub mod vae;
+pub mod weights;
 
 pub use ddim::{Ddim, DdimConfig};
 pub use euler_ancestral::{EulerAncestral, EulerAncestralConfig};

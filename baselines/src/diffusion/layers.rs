@@ -1,0 +1,219 @@
+//! Building blocks shared by the UNet, the VAE and the CLIP text encoder: convolution, group
+//! norm, linear layers and attention, loaded with diffusers' tensor names.
+//!
+//! Convolution and group norm take a fused CPU path (see [`crate::kernels`]) for contiguous `f32`
+//! tensors on the CPU and use candle's operators everywhere else (CUDA, half precision).
+
+use candle_core::{DType, Module, Result, Storage, Tensor, D};
+use candle_nn::VarBuilder;
+
+use crate::kernels::{self, ConvShape};
+
+/// Runs `f` on the contiguous `f32` CPU data of `t`, or returns `None` when `t` is elsewhere.
+fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
+    if !t.device().is_cpu() || t.dtype() != DType::F32 || !t.is_contiguous() {
+        return None;
+    }
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(cpu) => {
+            let all = cpu.as_slice::<f32>().ok()?;
+            let start = layout.start_offset();
+            Some(f(&all[start..start + t.elem_count()]))
+        }
+        _ => None,
+    }
+}
+
+/// A 2-D convolution (`torch.nn.Conv2d` with square kernel, symmetric padding, bias optional).
+#[derive(Debug, Clone)]
+pub struct Conv2d {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    shape: ConvShape,
+}
+
+impl Conv2d {
+    /// Loads `weight` (cout, cin, k, k) and `bias` (cout) from `vb`.
+    pub fn new(
+        vb: VarBuilder,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Result<Self> {
+        let weight = vb.get((cout, cin, k, k), "weight")?;
+        let bias = Some(vb.get(cout, "bias")?);
+        Ok(Self {
+            weight,
+            bias,
+            shape: ConvShape {
+                cin,
+                cout,
+                k,
+                stride,
+                pad,
+            },
+        })
+    }
+
+    /// The output channels.
+    pub fn out_channels(&self) -> usize {
+        self.shape.cout
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = x.contiguous()?;
+        let (n, _, h, w) = x.dims4()?;
+        let (ho, wo) = self.shape.output_size(h, w);
+        let bias = match &self.bias {
+            Some(b) => with_cpu_f32(b, <[f32]>::to_vec),
+            None => Some(Vec::new()),
+        };
+        let fast = bias.and_then(|bias| {
+            let bias = (!bias.is_empty()).then_some(bias.as_slice());
+            with_cpu_f32(&x, |xs| {
+                with_cpu_f32(&self.weight, |ws| {
+                    kernels::conv2d_nchw(xs, (n, h, w), self.shape, ws, bias)
+                })
+            })
+            .flatten()
+        });
+        if let Some(data) = fast {
+            return Tensor::from_vec(data, (n, self.shape.cout, ho, wo), x.device());
+        }
+        let y = x.conv2d(&self.weight, self.shape.pad, self.shape.stride, 1, 1)?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(&b.reshape((1, self.shape.cout, 1, 1))?),
+            None => Ok(y),
+        }
+    }
+}
+
+/// `torch.nn.GroupNorm` with affine parameters, optionally followed by SiLU.
+#[derive(Debug, Clone)]
+pub struct GroupNorm {
+    weight: Tensor,
+    bias: Tensor,
+    groups: usize,
+    eps: f64,
+}
+
+impl GroupNorm {
+    /// Loads `weight` and `bias` (channels) from `vb`.
+    pub fn new(vb: VarBuilder, groups: usize, channels: usize, eps: f64) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get(channels, "weight")?,
+            bias: vb.get(channels, "bias")?,
+            groups,
+            eps,
+        })
+    }
+
+    /// Normalises `x` (N, C, ...) and applies SiLU when `silu`.
+    pub fn forward_act(&self, x: &Tensor, silu: bool) -> Result<Tensor> {
+        let x = x.contiguous()?;
+        let dims = x.dims().to_vec();
+        let (n, c) = (dims[0], dims[1]);
+        let spatial: usize = dims[2..].iter().product();
+        let fast = with_cpu_f32(&x, |xs| {
+            with_cpu_f32(&self.weight, |w| {
+                with_cpu_f32(&self.bias, |b| {
+                    kernels::group_norm(xs, n, c, spatial, self.groups, self.eps, w, b, silu)
+                })
+            })
+        })
+        .flatten()
+        .flatten();
+        if let Some(data) = fast {
+            return Tensor::from_vec(data, dims, x.device());
+        }
+        // Statistics in f32 even for half-precision activations, as PyTorch does.
+        let dtype = x.dtype();
+        let xg = x
+            .to_dtype(DType::F32)?
+            .reshape((n, self.groups, c / self.groups * spatial))?;
+        let mean = xg.mean_keepdim(D::Minus1)?;
+        let centred = xg.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        let mut shape = vec![1, c];
+        shape.extend(std::iter::repeat_n(1, dims.len() - 2));
+        let y = normed
+            .reshape(dims.as_slice())?
+            .broadcast_mul(
+                &self
+                    .weight
+                    .to_dtype(DType::F32)?
+                    .reshape(shape.as_slice())?,
+            )?
+            .broadcast_add(&self.bias.to_dtype(DType::F32)?.reshape(shape.as_slice())?)?;
+        let y = if silu { candle_nn::ops::silu(&y)? } else { y };
+        y.to_dtype(dtype)
+    }
+}
+
+impl Module for GroupNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_act(x, false)
+    }
+}
+
+/// A linear layer with the checkpoint's `weight` (out, in) and optional `bias`.
+pub fn linear(vb: VarBuilder, cin: usize, cout: usize, bias: bool) -> Result<candle_nn::Linear> {
+    let weight = vb.get((cout, cin), "weight")?;
+    let bias = if bias {
+        Some(vb.get(cout, "bias")?)
+    } else {
+        None
+    };
+    Ok(candle_nn::Linear::new(weight, bias))
+}
+
+/// `torch.nn.LayerNorm` over the last dimension.
+pub fn layer_norm(vb: VarBuilder, dim: usize, eps: f64) -> Result<candle_nn::LayerNorm> {
+    Ok(candle_nn::LayerNorm::new(
+        vb.get(dim, "weight")?,
+        vb.get(dim, "bias")?,
+        eps,
+    ))
+}
+
+/// Scaled dot-product attention of (batch, tokens, heads * head_dim) queries, keys and values.
+///
+/// `causal` masks future keys (CLIP's text encoder). Softmax runs in `f32` whatever the dtype,
+/// as diffusers' `upcast_softmax` and PyTorch's fused kernels do.
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool) -> Result<Tensor> {
+    let (b, tq, inner) = q.dims3()?;
+    let tk = k.dim(1)?;
+    let hd = inner / heads;
+    let split = |t: &Tensor, len: usize| -> Result<Tensor> {
+        t.reshape((b, len, heads, hd))?
+            .transpose(1, 2)?
+            .contiguous()
+    };
+    let (qh, kh, vh) = (split(q, tq)?, split(k, tk)?, split(v, tk)?);
+    let scale = 1.0 / (hd as f64).sqrt();
+    let scores = ((qh.matmul(&kh.t()?)?) * scale)?;
+    let scores = if causal {
+        let mask: Vec<f32> = (0..tq)
+            .flat_map(|i| (0..tk).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+            .collect();
+        let mask = Tensor::from_vec(mask, (tq, tk), q.device())?.to_dtype(scores.dtype())?;
+        scores.broadcast_add(&mask)?
+    } else {
+        scores
+    };
+    let dtype = scores.dtype();
+    let probs = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
+    probs.matmul(&vh)?.transpose(1, 2)?.reshape((b, tq, inner))
+}
+
+/// Nearest-neighbour upsampling to `(h, w)`, PyTorch's `F.interpolate(mode="nearest")` rule
+/// (source index = floor(destination * in / out)).
+pub fn upsample_nearest(x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
+    x.upsample_nearest2d(h, w)
+}

@@ -1,0 +1,307 @@
+//! InstructPix2Pix as a baseline: the target emotion's word is the instruction.
+//!
+//! Brooks, Holynski & Efros, "InstructPix2Pix: Learning to Follow Image Editing Instructions",
+//! CVPR 2023; weights `timbrooks/instruct-pix2pix`. The settings are the paper's (100 Euler
+//! ancestral steps, text guidance 7.5, image guidance 1.5) and the image is resized (Pillow
+//! Lanczos) to the largest multiple of 64 per side, as the original pipeline's preprocessing did.
+
+use std::path::PathBuf;
+
+use candle_core::{DType, Device, Tensor};
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use crate::diffusion::clip::ClipTextEncoder;
+use crate::diffusion::noise::SeededNoise;
+use crate::diffusion::pipeline::{
+    image_to_unit_tensor, unit_tensor_to_image, EditPipeline, Guidance, Quantise,
+};
+use crate::diffusion::tokenizer::ClipTokenizer;
+use crate::diffusion::weights::{self, LoadOptions};
+use crate::diffusion::{EulerAncestral, EulerAncestralConfig};
+use crate::method::{EditError, EditMethod, EditRequest};
+use crate::provenance::WeightFile;
+use crate::resize::{resize_pil, ResizeFilter};
+
+/// Registry name.
+pub const NAME: &str = "ip2p";
+const DISPLAY_NAME: &str = "InstructPix2Pix";
+
+/// Options of [`InstructPix2Pix`] (`--options` JSON; every field optional).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ip2pOptions {
+    /// A diffusers folder or a Hugging Face repo id.
+    pub weights: String,
+    /// Weight variant in the folder (`fp16`), if any.
+    pub variant: Option<String>,
+    /// Fetch missing files of a repo id into the Hugging Face cache.
+    pub download: bool,
+    /// Denoising steps.
+    pub steps: usize,
+    /// Text guidance scale.
+    pub guidance: f32,
+    /// Image guidance scale.
+    pub image_guidance: f32,
+    /// Sides are resized down to a multiple of this (64 in the original pipeline; 8 is the
+    /// least the VAE accepts).
+    pub multiple: u32,
+    /// Template of the instruction; `{emotion}` is replaced by the target word.
+    pub prompt: String,
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// `f32`, `f16` or `bf16` (half precision needs a GPU).
+    pub dtype: String,
+}
+
+impl Default for Ip2pOptions {
+    fn default() -> Self {
+        Self {
+            weights: "timbrooks/instruct-pix2pix".into(),
+            variant: None,
+            download: false,
+            steps: 100,
+            guidance: 7.5,
+            image_guidance: 1.5,
+            multiple: 64,
+            prompt: "{emotion}".into(),
+            device: "cpu".into(),
+            dtype: "f32".into(),
+        }
+    }
+}
+
+fn invalid(option: &str, reason: impl Into<String>) -> EditError {
+    EditError::InvalidOption {
+        method: DISPLAY_NAME.into(),
+        option: option.into(),
+        reason: reason.into(),
+    }
+}
+
+fn backend(e: impl std::error::Error + Send + Sync + 'static) -> EditError {
+    EditError::Backend {
+        method: DISPLAY_NAME.into(),
+        source: Box::new(e),
+    }
+}
+
+/// Parses `cpu` or `cuda:N`.
+pub fn parse_device(s: &str) -> Result<Device, String> {
+    if s == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    let ordinal = s
+        .strip_prefix("cuda")
+        .map(|r| r.strip_prefix(':').unwrap_or(r))
+        .ok_or_else(|| format!("'{s}': expected cpu or cuda:N"))?;
+    let n: usize = if ordinal.is_empty() {
+        0
+    } else {
+        ordinal
+            .parse()
+            .map_err(|_| format!("'{s}': expected cpu or cuda:N"))?
+    };
+    Device::new_cuda(n).map_err(|e| format!("'{s}': {e}"))
+}
+
+/// Parses `f32`, `f16` or `bf16`; half precision only off the CPU.
+pub fn parse_dtype(s: &str, device: &Device) -> Result<DType, String> {
+    let dtype = match s {
+        "f32" => DType::F32,
+        "f16" => DType::F16,
+        "bf16" => DType::BF16,
+        other => return Err(format!("'{other}': expected f32, f16 or bf16")),
+    };
+    if dtype != DType::F32 && device.is_cpu() {
+        return Err(format!("'{s}' needs a GPU device; use f32 on the CPU"));
+    }
+    Ok(dtype)
+}
+
+impl Ip2pOptions {
+    /// Reads options from JSON (`null`: defaults) and checks them.
+    pub fn from_json(value: &serde_json::Value) -> Result<Self, EditError> {
+        let opts: Self = if value.is_null() {
+            Self::default()
+        } else {
+            serde_json::from_value(value.clone()).map_err(|e| invalid("options", e.to_string()))?
+        };
+        if opts.steps == 0 {
+            return Err(invalid("steps", "must be at least 1"));
+        }
+        if opts.multiple == 0 || !opts.multiple.is_multiple_of(8) {
+            return Err(invalid("multiple", "must be a positive multiple of 8"));
+        }
+        Ok(opts)
+    }
+}
+
+/// The InstructPix2Pix baseline.
+pub struct InstructPix2Pix {
+    options: Ip2pOptions,
+    pipeline: EditPipeline,
+    text: ClipTextEncoder,
+    tokenizer: ClipTokenizer,
+    scheduler: EulerAncestral,
+    files: Vec<WeightFile>,
+    model_dir: PathBuf,
+}
+
+impl InstructPix2Pix {
+    /// Loads the weights the options name.
+    pub fn new(options: Ip2pOptions) -> Result<Self, EditError> {
+        let device = parse_device(&options.device).map_err(|r| invalid("device", r))?;
+        let dtype = parse_dtype(&options.dtype, &device).map_err(|r| invalid("dtype", r))?;
+        let files = weights::pipeline_files(options.variant.as_deref());
+        let dir = weights::resolve_model_dir(&options.weights, &files, options.download).map_err(
+            |e| EditError::MissingResource {
+                method: DISPLAY_NAME.into(),
+                what: "InstructPix2Pix weights".into(),
+                hint: e.to_string(),
+            },
+        )?;
+        let load = LoadOptions {
+            device,
+            dtype,
+            variant: options.variant.clone(),
+        };
+        let (pipeline, mut used) = weights::load_pipeline(&dir, &load).map_err(backend)?;
+        let (text, tokenizer, text_files) =
+            weights::load_text_encoder(&dir, &load).map_err(backend)?;
+        used.extend(text_files);
+        let sched_path = dir.join("scheduler/scheduler_config.json");
+        let config: EulerAncestralConfig = if sched_path.is_file() {
+            weights::read_config(&sched_path).map_err(backend)?
+        } else {
+            EulerAncestralConfig::instruct_pix2pix()
+        };
+        let mut scheduler = EulerAncestral::new(config).map_err(backend)?;
+        scheduler.set_timesteps(options.steps).map_err(backend)?;
+        Ok(Self {
+            options,
+            pipeline,
+            text,
+            tokenizer,
+            scheduler,
+            files: used,
+            model_dir: dir,
+        })
+    }
+
+    /// Builds from a loaded pipeline (tests, other front ends).
+    pub fn from_parts(
+        options: Ip2pOptions,
+        pipeline: EditPipeline,
+        text: ClipTextEncoder,
+        tokenizer: ClipTokenizer,
+        scheduler_config: EulerAncestralConfig,
+    ) -> Result<Self, EditError> {
+        let mut scheduler = EulerAncestral::new(scheduler_config).map_err(backend)?;
+        scheduler.set_timesteps(options.steps).map_err(backend)?;
+        Ok(Self {
+            options,
+            pipeline,
+            text,
+            tokenizer,
+            scheduler,
+            files: Vec::new(),
+            model_dir: PathBuf::new(),
+        })
+    }
+
+    /// The prompt embeddings the pipeline stacks: instruction, empty, empty.
+    pub fn prompt_embeds(&self, instruction: &str) -> candle_core::Result<Tensor> {
+        let dev = &self.pipeline.device;
+        let ids = |text: &str| -> candle_core::Result<Tensor> {
+            let ids = self.tokenizer.encode_padded(text);
+            let n = ids.len();
+            Tensor::from_vec(ids, (1, n), dev)
+        };
+        let cond = self.text.forward(&ids(instruction)?)?;
+        let uncond = self.text.forward(&ids("")?)?;
+        Tensor::cat(&[&cond, &uncond, &uncond], 0)
+    }
+
+    /// Resizes to the largest multiple of `multiple` per side (Lanczos), as the pipeline's
+    /// preprocessing does; images already at such a size are left alone.
+    pub fn preprocess(&self, img: &RgbImage) -> Result<RgbImage, EditError> {
+        let m = self.options.multiple;
+        let (w, h) = img.dimensions();
+        let (tw, th) = (w - w % m, h - h % m);
+        if tw == 0 || th == 0 {
+            return Err(EditError::SizeMismatch {
+                method: DISPLAY_NAME.into(),
+                what: "source size".into(),
+                expected: format!("at least {m}x{m}"),
+                got: format!("{w}x{h}"),
+            });
+        }
+        Ok(if (tw, th) == (w, h) {
+            img.clone()
+        } else {
+            resize_pil(img, tw, th, ResizeFilter::Lanczos)
+        })
+    }
+
+    /// The edited image as a [0, 1] tensor, with the given noise source.
+    pub fn edit_unit(
+        &self,
+        source: &RgbImage,
+        instruction: &str,
+        noise: &mut dyn crate::diffusion::noise::NoiseSource,
+    ) -> Result<Tensor, EditError> {
+        let img = self.preprocess(source)?;
+        let x = image_to_unit_tensor(&img, &Device::Cpu).map_err(backend)?;
+        let embeds = self.prompt_embeds(instruction).map_err(backend)?;
+        self.pipeline
+            .instruct_pix2pix(
+                &embeds,
+                &x,
+                &self.scheduler,
+                Guidance {
+                    text: self.options.guidance,
+                    image: self.options.image_guidance,
+                },
+                noise,
+                None,
+            )
+            .map_err(backend)
+    }
+}
+
+impl EditMethod for InstructPix2Pix {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn parameters(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(&self.options).unwrap_or(serde_json::Value::Null);
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert(
+                "resolved_weights".into(),
+                self.model_dir.display().to_string().into(),
+            );
+            obj.insert(
+                "scheduler".into(),
+                serde_json::to_value(self.scheduler.config()).unwrap_or_default(),
+            );
+            obj.insert(
+                "noise".into(),
+                "ChaCha8 + Box-Muller seeded by the job seed (not torch's generator)".into(),
+            );
+        }
+        v
+    }
+
+    fn edit(&self, req: &EditRequest<'_>) -> Result<RgbImage, EditError> {
+        let instruction = self.options.prompt.replace("{emotion}", req.target);
+        let mut noise = SeededNoise::new(req.seed);
+        let out = self.edit_unit(req.source, &instruction, &mut noise)?;
+        unit_tensor_to_image(&out, Quantise::Round).map_err(backend)
+    }
+
+    fn weights(&self) -> Vec<WeightFile> {
+        self.files.clone()
+    }
+}

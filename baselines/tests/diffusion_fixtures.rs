@@ -1,0 +1,324 @@
+//! The candle pipeline against diffusers 0.42.1 / transformers on tiny random-weight models with
+//! the real architectures (`tests/fixtures/diffusion/`, made by `make_diffusion_fixtures.py`).
+//!
+//! Tolerance: max |rust - reference| / max |reference| <= 1e-4 per tensor, f32 on the CPU
+//! (the fixture's own f32-vs-f64 noise floor is below 1e-5).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use baselines::diffusion::noise::ReplayNoise;
+use baselines::diffusion::pipeline::{image_to_unit_tensor, EditPipeline};
+use baselines::diffusion::weights::{self, LoadOptions};
+use baselines::diffusion::{Ddim, DdimConfig, EulerAncestralConfig};
+use baselines::ip2p::{InstructPix2Pix, Ip2pOptions};
+use candle_core::{DType, Device, Tensor};
+
+const TOL: f32 = 1e-4;
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diffusion")
+}
+
+struct Fixture {
+    tensors: HashMap<String, Tensor>,
+    json: serde_json::Value,
+}
+
+impl Fixture {
+    fn load() -> Self {
+        let tensors =
+            candle_core::safetensors::load(dir().join("reference.safetensors"), &Device::Cpu)
+                .expect("reference.safetensors");
+        let json = serde_json::from_str(
+            &std::fs::read_to_string(dir().join("reference.json")).expect("reference.json"),
+        )
+        .expect("json");
+        Self { tensors, json }
+    }
+
+    fn t(&self, name: &str) -> Tensor {
+        self.tensors
+            .get(name)
+            .unwrap_or_else(|| panic!("fixture tensor {name}"))
+            .clone()
+    }
+
+    fn flat(&self, name: &str) -> Vec<f32> {
+        self.t(name).flatten_all().unwrap().to_vec1().unwrap()
+    }
+}
+
+fn opts() -> LoadOptions {
+    LoadOptions {
+        device: Device::Cpu,
+        dtype: DType::F32,
+        variant: None,
+    }
+}
+
+fn pipeline() -> EditPipeline {
+    weights::load_pipeline(&dir().join("tiny-ip2p"), &opts())
+        .expect("tiny pipeline")
+        .0
+}
+
+/// Max error relative to the reference's largest magnitude.
+fn rel_err(got: &Tensor, want: &Tensor) -> f32 {
+    assert_eq!(got.dims(), want.dims(), "shape");
+    let g: Vec<f32> = got.flatten_all().unwrap().to_vec1().unwrap();
+    let w: Vec<f32> = want.flatten_all().unwrap().to_vec1().unwrap();
+    let scale = w.iter().fold(1e-12f32, |m, v| m.max(v.abs()));
+    g.iter()
+        .zip(&w)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max)
+        / scale
+}
+
+fn assert_close(what: &str, got: &Tensor, want: &Tensor, tol: f32) {
+    let e = rel_err(got, want);
+    eprintln!("{what}: relative error {e:.2e}");
+    assert!(e <= tol, "{what}: relative error {e:e} > {tol:e}");
+}
+
+#[test]
+fn unet_matches_diffusers_including_odd_sizes() {
+    let f = Fixture::load();
+    let p = pipeline();
+    for case in ["unet1", "unet2"] {
+        let t = f.json[format!("{case}.timestep")]
+            .as_f64()
+            .expect("timestep");
+        let out = p
+            .unet
+            .forward(
+                &f.t(&format!("{case}.sample")),
+                t,
+                &f.t(&format!("{case}.encoder_hidden_states")),
+            )
+            .expect("forward");
+        assert_close(case, &out, &f.t(&format!("{case}.out")), TOL);
+    }
+}
+
+#[test]
+fn authors_checkpoint_loads_the_same_unet_and_vae() {
+    let f = Fixture::load();
+    let folder = pipeline();
+    let cfg_dir = dir().join("tiny-ip2p");
+    let unet_cfg = weights::read_config(&cfg_dir.join("unet/config.json")).expect("unet cfg");
+    let vae_cfg = weights::read_config(&cfg_dir.join("vae/config.json")).expect("vae cfg");
+    let (authors, files) =
+        weights::load_authors_pipeline(&dir().join("model_ip2p.pt"), &unet_cfg, &vae_cfg, &opts())
+            .expect("model_ip2p.pt");
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].sha256.len(), 64);
+    let x = f.t("unet1.sample");
+    let ctx = f.t("unet1.encoder_hidden_states");
+    let a = authors.unet.forward(&x, 777.0, &ctx).expect("authors");
+    let b = folder.unet.forward(&x, 777.0, &ctx).expect("folder");
+    assert_eq!(rel_err(&a, &b), 0.0, "same weights, same arithmetic");
+    let (ma, _) = authors
+        .encode(&f.t("vae2.image").affine(0.5, 0.5).unwrap())
+        .expect("enc");
+    assert_close("authors vae", &ma, &f.t("vae2.mean"), TOL);
+}
+
+#[test]
+fn fp16_variant_loads_and_stays_close() {
+    let f = Fixture::load();
+    let mut o = opts();
+    o.variant = Some("fp16".into());
+    let (p, files) = weights::load_pipeline(&dir().join("tiny-ip2p"), &o).expect("fp16 variant");
+    assert!(files[0]
+        .path
+        .ends_with("diffusion_pytorch_model.fp16.safetensors"));
+    let out = p
+        .unet
+        .forward(
+            &f.t("unet1.sample"),
+            777.0,
+            &f.t("unet1.encoder_hidden_states"),
+        )
+        .expect("forward");
+    // Half-precision weights computed in f32: about 1e-3 relative.
+    assert_close("fp16 weights", &out, &f.t("unet1.out"), 2e-2);
+}
+
+#[test]
+fn vae_posterior_and_decoder_match_diffusers() {
+    let f = Fixture::load();
+    let p = pipeline();
+    // The pipeline takes images in [0, 1]; the fixture stores the VAE's [-1, 1] input.
+    let img01 = f.t("vae.image").affine(0.5, 0.5).unwrap();
+    let (mean, std) = p.encode(&img01).expect("encode");
+    assert_close("mean", &mean, &f.t("vae.mean"), TOL);
+    assert_close("mode", &mean, &f.t("vae.mode"), TOL);
+    assert_close("std", &std, &f.t("vae.std"), TOL);
+    let post = baselines::diffusion::vae::Posterior { mean, std };
+    let sample = post.sample_with(&f.t("vae.noise")).expect("sample");
+    assert_close("sample", &sample, &f.t("vae.sample"), TOL);
+    let decoded = p.vae.decode(&f.t("vae.z")).expect("decode");
+    assert_close("decode", &decoded, &f.t("vae.decoded"), TOL);
+
+    let img2 = f.t("vae2.image").affine(0.5, 0.5).unwrap();
+    let (mean2, _) = p.encode(&img2).expect("encode non-square");
+    assert_close("non-square mean", &mean2, &f.t("vae2.mean"), TOL);
+    let dec2 = p.vae.decode(&f.t("vae2.mean")).expect("decode non-square");
+    assert_close("non-square decode", &dec2, &f.t("vae2.decoded"), TOL);
+}
+
+#[test]
+fn clip_text_encoder_matches_transformers() {
+    let f = Fixture::load();
+    let (enc, tok, files) =
+        weights::load_text_encoder(&dir().join("tiny-ip2p"), &opts()).expect("text encoder");
+    assert_eq!(files.len(), 3);
+    let prompts = f.json["clip.prompts"].as_array().expect("prompts");
+    let ids = f.json["clip.ids"].as_array().expect("ids");
+    for (i, (prompt, want_ids)) in prompts.iter().zip(ids).enumerate() {
+        let prompt = prompt.as_str().expect("str");
+        let got = tok.encode_padded(prompt);
+        let want: Vec<u32> = serde_json::from_value(want_ids.clone()).expect("ids");
+        assert_eq!(got, want, "token ids of {prompt:?}");
+        let x = Tensor::from_vec(got, (1, 77), &Device::Cpu).unwrap();
+        let hidden = enc.forward(&x).expect("forward");
+        assert_close(prompt, &hidden, &f.t(&format!("clip.hidden.{i}")), TOL);
+    }
+    for case in f.json["tokenizer_cases"].as_array().expect("cases") {
+        let text = case["text"].as_str().expect("text");
+        let want: Vec<u32> = serde_json::from_value(case["ids"].clone()).expect("ids");
+        assert_eq!(tok.encode(text), want, "{text:?}");
+    }
+}
+
+fn ip2p_method() -> InstructPix2Pix {
+    let d = dir().join("tiny-ip2p");
+    let (text, tokenizer, _) = weights::load_text_encoder(&d, &opts()).expect("text");
+    let sched: EulerAncestralConfig =
+        weights::read_config(&d.join("scheduler/scheduler_config.json")).expect("scheduler");
+    // diffusers 0.42 snaps to multiples of 8 (the VAE factor); the original pipeline used 64.
+    let options = Ip2pOptions {
+        steps: 3,
+        multiple: 8,
+        ..Ip2pOptions::default()
+    };
+    InstructPix2Pix::from_parts(options, pipeline(), text, tokenizer, sched).expect("ip2p")
+}
+
+#[test]
+fn instruct_pix2pix_pass_matches_the_diffusers_pipeline() {
+    let f = Fixture::load();
+    let m = ip2p_method();
+    let embeds = m.prompt_embeds("amusement").expect("embeds");
+    assert_close("prompt embeds", &embeds, &f.t("ip2p.prompt_embeds"), TOL);
+    let source = image::open(dir().join("ip2p_source.png"))
+        .expect("png")
+        .to_rgb8();
+    let pre = m.preprocess(&source).expect("preprocess");
+    assert_eq!(
+        pre.dimensions(),
+        (96, 64),
+        "96x64 is already a multiple of 8"
+    );
+    let x = image_to_unit_tensor(&pre, &Device::Cpu).unwrap();
+    let (mode, _) = pipeline().encode(&x).expect("mode");
+    assert_close("image latents", &mode, &f.t("ip2p.image_latents"), TOL);
+    let mut noise = ReplayNoise::new(
+        vec![
+            f.flat("ip2p.init_noise"),
+            f.flat("ip2p.step_noise.0"),
+            f.flat("ip2p.step_noise.1"),
+            f.flat("ip2p.step_noise.2"),
+        ],
+        vec![],
+    );
+    let out = m.edit_unit(&source, "amusement", &mut noise).expect("edit");
+    assert!(!noise.exhausted, "draws in the reference's order and sizes");
+    let want = f
+        .t("ip2p.image")
+        .permute((2, 0, 1))
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    assert_close("ip2p image", &out, &want, TOL);
+}
+
+fn emoeditor_pass(f: &Fixture, p: &EditPipeline, prefix: &str, image: &Tensor) -> Tensor {
+    let cond_img = f.t("emo.image");
+    let (cond, _) = p.encode(&cond_img).expect("cond");
+    assert_close("cond latents", &cond, &f.t("emo.cond_latents"), TOL);
+    let t = f.json[format!("{prefix}.T")].as_u64().expect("T") as usize;
+    let mut sched = Ddim::new(DdimConfig::stable_diffusion_v1_4()).expect("ddim");
+    let mut noise = ReplayNoise::new(
+        vec![
+            f.flat(&format!("{prefix}.posterior_noise")),
+            f.flat(&format!("{prefix}.add_noise")),
+        ],
+        vec![],
+    );
+    let out = p
+        .emoeditor_pass(
+            &f.t("enc.out"),
+            image,
+            &cond,
+            &mut sched,
+            3,
+            t,
+            &mut noise,
+            None,
+        )
+        .expect("pass");
+    assert!(!noise.exhausted);
+    let want_ts: Vec<i64> =
+        serde_json::from_value(f.json[format!("{prefix}.timesteps")].clone()).expect("ts");
+    assert_eq!(sched.timesteps(), want_ts.as_slice());
+    out
+}
+
+#[test]
+fn emoeditor_passes_match_the_authors_forward() {
+    let f = Fixture::load();
+    let p = pipeline();
+    let a = emoeditor_pass(&f, &p, "emo", &f.t("emo.image"));
+    assert_close("pass A", &a, &f.t("emo.out"), TOL);
+    // Pass B edits pass A's REFERENCE output, so the comparison isolates this pass.
+    let b = emoeditor_pass(&f, &p, "emoB", &f.t("emo.out"));
+    assert_close("pass B", &b, &f.t("emoB.out"), TOL);
+}
+
+#[test]
+fn missing_tensor_is_named_with_its_file() {
+    let tmp = std::env::temp_dir().join(format!("emobench-missing-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let src = dir().join("tiny-ip2p");
+    for sub in ["unet", "vae"] {
+        std::fs::create_dir_all(tmp.join(sub)).unwrap();
+        std::fs::copy(
+            src.join(sub).join("config.json"),
+            tmp.join(sub).join("config.json"),
+        )
+        .unwrap();
+    }
+    std::fs::copy(
+        src.join("vae/diffusion_pytorch_model.safetensors"),
+        tmp.join("vae/diffusion_pytorch_model.safetensors"),
+    )
+    .unwrap();
+    // A UNet file without conv_in.weight.
+    let mut tensors = candle_core::safetensors::load(
+        src.join("unet/diffusion_pytorch_model.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    tensors.remove("conv_in.weight");
+    let bad = tmp.join("unet/diffusion_pytorch_model.safetensors");
+    candle_core::safetensors::save(&tensors, &bad).unwrap();
+    let err = weights::load_pipeline(&tmp, &opts()).expect_err("missing tensor");
+    let msg = err.to_string();
+    assert!(msg.contains("conv_in.weight"), "{msg}");
+    assert!(msg.contains("diffusion_pytorch_model.safetensors"), "{msg}");
+    assert!(!msg.contains('\n'), "one line: {msg}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
