@@ -1,6 +1,7 @@
 use clap::Parser;
 
 fn main() {
+    baselines::kernels::keep_freed_memory();
     let cli = emobench::cli::Cli::parse();
     if let Err(e) = emobench::cli::run(cli) {
         // One line with the whole cause chain, naming the file or row involved.

@@ -25,8 +25,20 @@ pub fn im2col(
     out: &mut [f32],
 ) {
     let ho = (h + 2 * pad - k) / stride + 1;
+    im2col_rows(data, (c, n, h, w), (k, stride, pad), 0..ho, out);
+}
+
+/// [`im2col`] restricted to the output rows `rows`: the columns are (n, oy in rows, ox).
+pub fn im2col_rows(
+    data: &[f32],
+    (c, n, h, w): (usize, usize, usize, usize),
+    (k, stride, pad): (usize, usize, usize),
+    rows: std::ops::Range<usize>,
+    out: &mut [f32],
+) {
     let wo = (w + 2 * pad - k) / stride + 1;
-    let plane = ho * wo;
+    let band = rows.len();
+    let plane = band * wo;
     let cols = n * plane;
     debug_assert_eq!(out.len(), c * k * k * cols);
     out.par_chunks_mut(k * k * cols)
@@ -38,8 +50,8 @@ pub fn im2col(
                     for img in 0..n {
                         let src = &data[(ci * n + img) * h * w..(ci * n + img + 1) * h * w];
                         let dst = &mut row[img * plane..(img + 1) * plane];
-                        for oy in 0..ho {
-                            let drow = &mut dst[oy * wo..(oy + 1) * wo];
+                        for (r, oy) in rows.clone().enumerate() {
+                            let drow = &mut dst[r * wo..(r + 1) * wo];
                             let iy = (oy * stride + ky) as isize - pad as isize;
                             if iy < 0 || iy >= h as isize {
                                 drow.fill(0.0);
@@ -84,32 +96,7 @@ pub fn sgemm(
     rhs: &[f32],
     accumulate: bool,
 ) {
-    assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
-    // SAFETY: the assertion above guarantees every pointer covers the extent implied by its
-    // dimensions and row-major strides, and `dst` is a unique borrow, so it aliases neither input.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.as_ptr(),
-            1,
-            k as isize,
-            rhs.as_ptr(),
-            1,
-            n as isize,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            gemm::Parallelism::Rayon(rayon::current_num_threads()),
-        );
-    }
+    sgemm_strided((m, n, k), dst, n, lhs, rhs, accumulate);
 }
 
 /// The geometry of one 2-D convolution with square kernels and symmetric zero padding.
@@ -137,6 +124,27 @@ impl ConvShape {
     }
 }
 
+/// Bytes of im2col scratch per band: small enough to stay in cache between the unfolding and
+/// the product, large enough that each product is still a wide GEMM.
+const BAND_BYTES: usize = 16 << 20;
+
+thread_local! {
+    /// Reused im2col buffer: a fresh multi-megabyte allocation per convolution costs page
+    /// faults that add up to a fifth of a UNet step.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// What a convolution's output starts from before the product is added.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConvInit<'a> {
+    /// One bias per output channel.
+    pub bias: Option<&'a [f32]>,
+    /// A second per-(image, channel) bias, N x cout (a UNet residual block's timestep term).
+    pub image_bias: Option<&'a [f32]>,
+    /// A tensor of the output's shape to add (a residual connection).
+    pub residual: Option<&'a [f32]>,
+}
+
 /// Convolves a batch laid out N x C x H x W with a (cout, cin, k, k) `weight`, adding `bias`
 /// when given. Returns the N x cout x Ho x Wo output.
 pub fn conv2d_nchw(
@@ -146,40 +154,221 @@ pub fn conv2d_nchw(
     weight: &[f32],
     bias: Option<&[f32]>,
 ) -> Vec<f32> {
+    conv2d_nchw_fused(
+        x,
+        (n, h, w),
+        shape,
+        weight,
+        ConvInit {
+            bias,
+            ..ConvInit::default()
+        },
+    )
+}
+
+/// [`conv2d_nchw`] with the biases and residual of `init` written into the output before the
+/// product is accumulated onto it, saving a pass over the activations for each.
+///
+/// Each image is unfolded a band of output rows at a time into a reused buffer and multiplied
+/// straight into its place in the output.
+pub fn conv2d_nchw_fused(
+    x: &[f32],
+    (n, h, w): (usize, usize, usize),
+    shape: ConvShape,
+    weight: &[f32],
+    init: ConvInit<'_>,
+) -> Vec<f32> {
     let (ho, wo) = shape.output_size(h, w);
     let cols = ho * wo;
     let kk = shape.cin * shape.k * shape.k;
     let mut out = vec![0f32; n * shape.cout * cols];
     let direct = shape.k == 1 && shape.stride == 1 && shape.pad == 0;
-    let mut scratch = if direct {
-        Vec::new()
-    } else {
-        vec![0f32; kk * cols]
-    };
+    let band_rows = (BAND_BYTES / (4 * kk * wo).max(1)).clamp(1, ho.max(1));
+    let seeded = init.bias.is_some() || init.image_bias.is_some() || init.residual.is_some();
     for (img, dst) in out.chunks_mut(shape.cout * cols).enumerate() {
         let src = &x[img * shape.cin * h * w..(img + 1) * shape.cin * h * w];
-        let rhs: &[f32] = if direct {
-            src
-        } else {
-            im2col(
-                src,
-                shape.cin,
-                1,
-                h,
-                w,
-                shape.k,
-                shape.stride,
-                shape.pad,
-                &mut scratch,
-            );
-            &scratch
-        };
-        if let Some(b) = bias {
-            dst.par_chunks_mut(cols)
-                .zip(b.par_iter())
-                .for_each(|(row, b)| row.fill(*b));
+        if seeded {
+            let per_image = init
+                .image_bias
+                .map(|b| &b[img * shape.cout..(img + 1) * shape.cout]);
+            let residual = init
+                .residual
+                .map(|r| &r[img * shape.cout * cols..(img + 1) * shape.cout * cols]);
+            dst.par_chunks_mut(cols).enumerate().for_each(|(o, row)| {
+                let b = init.bias.map_or(0.0, |b| b[o]) + per_image.map_or(0.0, |b| b[o]);
+                match residual {
+                    Some(r) => {
+                        for (d, r) in row.iter_mut().zip(&r[o * cols..(o + 1) * cols]) {
+                            *d = r + b;
+                        }
+                    }
+                    None => row.fill(b),
+                }
+            });
         }
-        sgemm(shape.cout, cols, kk, dst, weight, rhs, bias.is_some());
+        if direct {
+            sgemm(shape.cout, cols, kk, dst, weight, src, seeded);
+            continue;
+        }
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let mut y0 = 0;
+            while y0 < ho {
+                let y1 = (y0 + band_rows).min(ho);
+                let bc = (y1 - y0) * wo;
+                if scratch.len() < kk * bc {
+                    scratch.resize(kk * bc, 0.0);
+                }
+                let buf = &mut scratch[..kk * bc];
+                im2col_rows(
+                    src,
+                    (shape.cin, 1, h, w),
+                    (shape.k, shape.stride, shape.pad),
+                    y0..y1,
+                    buf,
+                );
+                sgemm_strided(
+                    (shape.cout, bc, kk),
+                    &mut dst[y0 * wo..],
+                    cols,
+                    weight,
+                    buf,
+                    seeded,
+                );
+                y0 = y1;
+            }
+        });
+    }
+    out
+}
+
+/// `dst = lhs · rhs` (or `+=`), `lhs` m x k and `rhs` k x n contiguous, `dst` m x n with row
+/// stride `dst_stride`.
+fn sgemm_strided(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    dst_stride: usize,
+    lhs: &[f32],
+    rhs: &[f32],
+    accumulate: bool,
+) {
+    gemm_views(
+        (m, n, k),
+        View::new(dst, dst_stride, 1),
+        (lhs, k, 1),
+        (rhs, n, 1),
+        accumulate,
+    );
+}
+
+/// A mutable matrix view: element (i, j) at `i * rs + j * cs`.
+struct View<'a> {
+    data: &'a mut [f32],
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a> View<'a> {
+    fn new(data: &'a mut [f32], rs: usize, cs: usize) -> Self {
+        Self { data, rs, cs }
+    }
+}
+
+/// Whether an r x c matrix with strides (rs, cs) fits in `len` elements.
+fn fits(len: usize, (r, c): (usize, usize), (rs, cs): (usize, usize)) -> bool {
+    r == 0 || c == 0 || (r - 1) * rs + (c - 1) * cs < len
+}
+
+/// `dst = lhs · rhs` (or `+=` with `accumulate`) on strided views; `lhs` and `rhs` are
+/// (data, row stride, column stride).
+fn gemm_views(
+    (m, n, k): (usize, usize, usize),
+    dst: View<'_>,
+    (lhs, lrs, lcs): (&[f32], usize, usize),
+    (rhs, rrs, rcs): (&[f32], usize, usize),
+    accumulate: bool,
+) {
+    assert!(fits(dst.data.len(), (m, n), (dst.rs, dst.cs)));
+    assert!(fits(lhs.len(), (m, k), (lrs, lcs)) && fits(rhs.len(), (k, n), (rrs, rcs)));
+    // SAFETY: the assertions bound every element each view addresses inside its slice, and
+    // `dst` is a unique borrow, so it aliases neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.data.as_mut_ptr(),
+            dst.cs as isize,
+            dst.rs as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lcs as isize,
+            lrs as isize,
+            rhs.as_ptr(),
+            rcs as isize,
+            rrs as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(rayon::current_num_threads()),
+        );
+    }
+}
+
+/// A 1x1 convolution from channel-major images (N, cin, hw) straight to tokens (N, hw, cout):
+/// `tokens = x^T w^T + bias`, without materialising the transpose.
+pub fn channels_to_tokens(
+    x: &[f32],
+    (n, cin, hw): (usize, usize, usize),
+    weight: &[f32],
+    bias: &[f32],
+) -> Vec<f32> {
+    let cout = bias.len();
+    let mut out = vec![0f32; n * hw * cout];
+    for (img, dst) in out.chunks_mut(hw * cout).enumerate() {
+        dst.par_chunks_mut(cout)
+            .for_each(|row| row.copy_from_slice(bias));
+        gemm_views(
+            (hw, cout, cin),
+            View::new(dst, cout, 1),
+            (&x[img * cin * hw..(img + 1) * cin * hw], 1, hw),
+            (weight, 1, cin),
+            true,
+        );
+    }
+    out
+}
+
+/// The inverse projection: tokens (N, hw, cin) to channel-major (N, cout, hw) through a 1x1
+/// convolution, plus `bias` and the channel-major `residual`.
+pub fn tokens_to_channels(
+    t: &[f32],
+    (n, cin, hw): (usize, usize, usize),
+    weight: &[f32],
+    bias: &[f32],
+    residual: &[f32],
+) -> Vec<f32> {
+    let cout = bias.len();
+    let mut out = vec![0f32; n * cout * hw];
+    for (img, dst) in out.chunks_mut(cout * hw).enumerate() {
+        let res = &residual[img * cout * hw..(img + 1) * cout * hw];
+        dst.par_chunks_mut(hw)
+            .zip(res.par_chunks(hw))
+            .zip(bias.par_iter())
+            .for_each(|((d, r), b)| {
+                for (d, r) in d.iter_mut().zip(r) {
+                    *d = r + b;
+                }
+            });
+        gemm_views(
+            (cout, hw, cin),
+            View::new(dst, hw, 1),
+            (weight, cin, 1),
+            (&t[img * hw * cin..(img + 1) * hw * cin], 1, cin),
+            true,
+        );
     }
     out
 }
@@ -232,4 +421,148 @@ pub fn group_norm(
             }
         });
     out
+}
+
+/// Multi-head scaled dot-product attention on row-major buffers: `q` is (b, tq, heads * hd),
+/// `k` and `v` are (b, tk, heads * hd); returns (b, tq, heads * hd). `causal` masks keys after
+/// the query. Each (batch, head) pair is one task: two single-threaded GEMMs on strided views
+/// and an in-place softmax, so no (b, heads, tq, tk) score tensor is ever allocated.
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    (b, tq, tk): (usize, usize, usize),
+    heads: usize,
+    hd: usize,
+    scale: f32,
+    causal: bool,
+) -> Vec<f32> {
+    let inner = heads * hd;
+    assert!(q.len() >= b * tq * inner && k.len() >= b * tk * inner && v.len() >= b * tk * inner);
+    let blocks: Vec<Vec<f32>> = (0..b * heads)
+        .into_par_iter()
+        .map(|bh| {
+            let (bi, h) = (bh / heads, bh % heads);
+            let qp = &q[bi * tq * inner + h * hd..];
+            let kp = &k[bi * tk * inner + h * hd..];
+            let vp = &v[bi * tk * inner + h * hd..];
+            let mut scores = vec![0f32; tq * tk];
+            // SAFETY: q, k and v views start inside their buffers (asserted above) and reach at
+            // most (t - 1) * inner + hd elements further, which the assertion also covers;
+            // `scores` is tq x tk and owned here.
+            unsafe {
+                gemm::gemm(
+                    tq,
+                    tk,
+                    hd,
+                    scores.as_mut_ptr(),
+                    1,
+                    tk as isize,
+                    false,
+                    qp.as_ptr(),
+                    1,
+                    inner as isize,
+                    kp.as_ptr(),
+                    inner as isize,
+                    1,
+                    0.0f32,
+                    scale,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+            for (i, row) in scores.chunks_mut(tk).enumerate() {
+                let valid = if causal { (i + 1).min(tk) } else { tk };
+                let max = row[..valid]
+                    .iter()
+                    .copied()
+                    .fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f32;
+                for s in &mut row[..valid] {
+                    *s = (*s - max).exp();
+                    sum += *s;
+                }
+                let inv = 1.0 / sum;
+                for s in &mut row[..valid] {
+                    *s *= inv;
+                }
+                row[valid..].fill(0.0);
+            }
+            let mut out = vec![0f32; tq * hd];
+            // SAFETY: as above; `out` is tq x hd and owned here.
+            unsafe {
+                gemm::gemm(
+                    tq,
+                    hd,
+                    tk,
+                    out.as_mut_ptr(),
+                    1,
+                    hd as isize,
+                    false,
+                    scores.as_ptr(),
+                    1,
+                    tk as isize,
+                    vp.as_ptr(),
+                    1,
+                    inner as isize,
+                    0.0f32,
+                    1.0f32,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+            out
+        })
+        .collect();
+    let mut result = vec![0f32; b * tq * inner];
+    for (bh, block) in blocks.iter().enumerate() {
+        let (bi, h) = (bh / heads, bh % heads);
+        for (t, row) in block.chunks(hd).enumerate() {
+            let at = (bi * tq + t) * inner + h * hd;
+            result[at..at + hd].copy_from_slice(row);
+        }
+    }
+    result
+}
+
+/// GEGLU on rows of `2 * inner` values: `x[..inner] * gelu(x[inner..])` with the exact (erf)
+/// GELU, as diffusers' `GEGLU`.
+pub fn geglu(x: &[f32], inner: usize) -> Vec<f32> {
+    let rows = x.len() / (2 * inner);
+    let mut out = vec![0f32; rows * inner];
+    out.par_chunks_mut(inner)
+        .zip(x.par_chunks(2 * inner))
+        .for_each(|(o, row)| {
+            let (a, g) = row.split_at(inner);
+            for ((o, &a), &g) in o.iter_mut().zip(a).zip(g) {
+                let gelu = 0.5 * g * (1.0 + libm::erff(g * std::f32::consts::FRAC_1_SQRT_2));
+                *o = a * gelu;
+            }
+        });
+    out
+}
+
+/// Keeps freed memory in the process instead of returning it to the OS after every large
+/// temporary: glibc otherwise maps and unmaps each buffer above 128 KiB, and every first touch of
+/// a fresh page faults. A no-op elsewhere.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn mallopt(param: i32, value: i32) -> i32;
+        }
+        const M_TRIM_THRESHOLD: i32 = -1;
+        const M_MMAP_THRESHOLD: i32 = -3;
+        // SAFETY: mallopt only adjusts glibc's allocator parameters; both values are in the
+        // documented ranges (the mmap threshold's maximum on 64-bit is 32 MiB).
+        unsafe {
+            mallopt(M_MMAP_THRESHOLD, 32 << 20);
+            mallopt(M_TRIM_THRESHOLD, i32::MAX);
+        }
+    }
 }

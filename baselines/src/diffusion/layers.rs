@@ -7,7 +7,7 @@
 use candle_core::{DType, Module, Result, Storage, Tensor, D};
 use candle_nn::VarBuilder;
 
-use crate::kernels::{self, ConvShape};
+use crate::kernels::{self, ConvInit, ConvShape};
 
 /// Runs `f` on the contiguous `f32` CPU data of `t`, or returns `None` when `t` is elsewhere.
 fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
@@ -61,6 +61,121 @@ impl Conv2d {
     /// The output channels.
     pub fn out_channels(&self) -> usize {
         self.shape.cout
+    }
+}
+
+impl Conv2d {
+    /// A 1x1 convolution of (N, C, H, W) written as tokens (N, H W, cout), on the CPU only
+    /// (`None` elsewhere: the caller transposes).
+    pub fn to_tokens(&self, x: &Tensor) -> Result<Option<Tensor>> {
+        let x = x.contiguous()?;
+        let (n, c, h, w) = x.dims4()?;
+        let Some(bias) = self.bias.as_ref() else {
+            return Ok(None);
+        };
+        let out = with_cpu_f32(&x, |xs| {
+            with_cpu_f32(&self.weight, |ws| {
+                with_cpu_f32(bias, |b| {
+                    kernels::channels_to_tokens(xs, (n, c, h * w), ws, b)
+                })
+            })
+        })
+        .flatten()
+        .flatten();
+        out.map(|d| Tensor::from_vec(d, (n, h * w, self.shape.cout), x.device()))
+            .transpose()
+    }
+
+    /// The inverse of [`Conv2d::to_tokens`] plus a channel-major `residual` (N, cout, H, W).
+    pub fn from_tokens(&self, t: &Tensor, residual: &Tensor) -> Result<Option<Tensor>> {
+        let t = t.contiguous()?;
+        let residual = residual.contiguous()?;
+        let (n, hw, c) = t.dims3()?;
+        let Some(bias) = self.bias.as_ref() else {
+            return Ok(None);
+        };
+        let out = with_cpu_f32(&t, |ts| {
+            with_cpu_f32(&self.weight, |ws| {
+                with_cpu_f32(bias, |b| {
+                    with_cpu_f32(&residual, |r| {
+                        kernels::tokens_to_channels(ts, (n, c, hw), ws, b, r)
+                    })
+                })
+            })
+        })
+        .flatten()
+        .flatten()
+        .flatten();
+        out.map(|d| Tensor::from_vec(d, residual.dims(), t.device()))
+            .transpose()
+    }
+
+    /// `conv(x) + bias`, plus `image_bias` (N, cout) broadcast over space and `residual` (the
+    /// output's shape) when given, in one pass on the CPU.
+    pub fn forward_fused(
+        &self,
+        x: &Tensor,
+        image_bias: Option<&Tensor>,
+        residual: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let x = x.contiguous()?;
+        let (n, _, h, w) = x.dims4()?;
+        let (ho, wo) = self.shape.output_size(h, w);
+        let image_bias = image_bias.map(|t| t.contiguous()).transpose()?;
+        let residual = residual.map(|t| t.contiguous()).transpose()?;
+        let host = |t: &Option<Tensor>| -> Option<Option<Vec<f32>>> {
+            match t {
+                Some(t) => with_cpu_f32(t, <[f32]>::to_vec).map(Some),
+                None => Some(None),
+            }
+        };
+        let fast = (|| {
+            let bias = match &self.bias {
+                Some(b) => Some(with_cpu_f32(b, <[f32]>::to_vec)?),
+                None => None,
+            };
+            let image_bias = host(&image_bias)?;
+            let residual_ok = residual
+                .as_ref()
+                .is_none_or(|r| with_cpu_f32(r, |_| ()).is_some());
+            if !residual_ok {
+                return None;
+            }
+            with_cpu_f32(&x, |xs| {
+                with_cpu_f32(&self.weight, |ws| {
+                    let run = |res: Option<&[f32]>| {
+                        kernels::conv2d_nchw_fused(
+                            xs,
+                            (n, h, w),
+                            self.shape,
+                            ws,
+                            ConvInit {
+                                bias: bias.as_deref(),
+                                image_bias: image_bias.as_deref(),
+                                residual: res,
+                            },
+                        )
+                    };
+                    match &residual {
+                        Some(r) => with_cpu_f32(r, |rs| run(Some(rs))),
+                        None => Some(run(None)),
+                    }
+                })
+            })
+            .flatten()
+            .flatten()
+        })();
+        if let Some(data) = fast {
+            return Tensor::from_vec(data, (n, self.shape.cout, ho, wo), x.device());
+        }
+        let mut y = self.forward(&x)?;
+        if let Some(b) = &image_bias {
+            y = y.broadcast_add(&b.reshape((n, self.shape.cout, 1, 1))?)?;
+        }
+        if let Some(r) = &residual {
+            y = (r + y)?;
+        }
+        Ok(y)
     }
 }
 
@@ -190,6 +305,20 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool)
     let (b, tq, inner) = q.dims3()?;
     let tk = k.dim(1)?;
     let hd = inner / heads;
+    let (qc, kc, vc) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
+    let fast = with_cpu_f32(&qc, |qs| {
+        with_cpu_f32(&kc, |ks| {
+            with_cpu_f32(&vc, |vs| {
+                let scale = 1.0 / (hd as f32).sqrt();
+                kernels::attention(qs, ks, vs, (b, tq, tk), heads, hd, scale, causal)
+            })
+        })
+    })
+    .flatten()
+    .flatten();
+    if let Some(out) = fast {
+        return Tensor::from_vec(out, (b, tq, inner), q.device());
+    }
     let split = |t: &Tensor, len: usize| -> Result<Tensor> {
         t.reshape((b, len, heads, hd))?
             .transpose(1, 2)?
@@ -210,6 +339,19 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool)
     let dtype = scores.dtype();
     let probs = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
     probs.matmul(&vh)?.transpose(1, 2)?.reshape((b, tq, inner))
+}
+
+/// GEGLU: the first half of the last dimension times the exact GELU of the second half.
+pub fn geglu(x: &Tensor) -> Result<Tensor> {
+    let x = x.contiguous()?;
+    let mut dims = x.dims().to_vec();
+    let last = dims.len() - 1;
+    let half = dims[last] / 2;
+    if let Some(out) = with_cpu_f32(&x, |xs| kernels::geglu(xs, half)) {
+        dims[last] = half;
+        return Tensor::from_vec(out, dims, x.device());
+    }
+    x.narrow(last, 0, half)? * x.narrow(last, half, half)?.gelu_erf()?
 }
 
 /// Nearest-neighbour upsampling to `(h, w)`, PyTorch's `F.interpolate(mode="nearest")` rule

@@ -14,11 +14,11 @@
 //! (224-pixel EmoEditor images give 28 x 28 latents, 7 x 7 at the bottom) need diffusers'
 //! upsample-to-skip-size rule.
 
-use candle_core::{Module, Result, Tensor, D};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use super::layers::{attention, layer_norm, linear, upsample_nearest, Conv2d, GroupNorm};
+use super::layers::{attention, geglu, layer_norm, linear, upsample_nearest, Conv2d, GroupNorm};
 
 /// `attention_head_dim` of a diffusers config: one value for every block or one per block.
 ///
@@ -167,21 +167,22 @@ impl ResnetBlock {
 
     /// `temb` is the already SiLU-activated timestep embedding.
     pub(crate) fn forward(&self, x: &Tensor, temb: Option<&Tensor>) -> Result<Tensor> {
-        let mut h = self.conv1.forward(&self.norm1.forward_act(x, true)?)?;
-        if let (Some(proj), Some(t)) = (&self.time_emb_proj, temb) {
-            h = h.broadcast_add(&proj.forward(t)?.unsqueeze(2)?.unsqueeze(3)?)?;
-        }
-        let h = self.conv2.forward(&self.norm2.forward_act(&h, true)?)?;
+        let time = match (&self.time_emb_proj, temb) {
+            (Some(proj), Some(t)) => Some(proj.forward(t)?),
+            _ => None,
+        };
+        let h = self
+            .conv1
+            .forward_fused(&self.norm1.forward_act(x, true)?, time.as_ref(), None)?;
         let shortcut = match &self.conv_shortcut {
             Some(c) => c.forward(x)?,
             None => x.clone(),
         };
-        let y = (shortcut + h)?;
+        let h = self.norm2.forward_act(&h, true)?;
         if self.output_scale == 1.0 {
-            Ok(y)
-        } else {
-            y / self.output_scale
+            return self.conv2.forward_fused(&h, None, Some(&shortcut));
         }
+        (shortcut + self.conv2.forward(&h)?)? / self.output_scale
     }
 }
 
@@ -249,11 +250,7 @@ impl TransformerBlock {
             .forward(&self.norm2.forward(&x)?, Some(context))?
             + &x)?;
         let proj = self.ff_in.forward(&self.norm3.forward(&x)?)?;
-        let half = proj.dim(D::Minus1)? / 2;
-        // GEGLU: the first half is the value, the second half the (exact, erf) GELU gate.
-        let gated =
-            (proj.narrow(D::Minus1, 0, half)? * proj.narrow(D::Minus1, half, half)?.gelu_erf()?)?;
-        self.ff_out.forward(&gated)? + x
+        self.ff_out.forward(&geglu(&proj)?)? + x
     }
 }
 
@@ -302,7 +299,10 @@ impl SpatialTransformer {
             t.reshape((b, c, h * w))?.transpose(1, 2)?.contiguous()
         };
         let mut tokens = match &self.proj_in {
-            Projection::Conv(conv) => to_tokens(conv.forward(&normed)?)?,
+            Projection::Conv(conv) => match conv.to_tokens(&normed)? {
+                Some(t) => t,
+                None => to_tokens(conv.forward(&normed)?)?,
+            },
             Projection::Linear(lin) => lin.forward(&to_tokens(normed)?)?,
         };
         for block in &self.blocks {
@@ -311,11 +311,13 @@ impl SpatialTransformer {
         let to_image = |t: Tensor| -> Result<Tensor> {
             t.transpose(1, 2)?.contiguous()?.reshape((b, c, h, w))
         };
-        let out = match &self.proj_out {
-            Projection::Conv(conv) => conv.forward(&to_image(tokens)?)?,
-            Projection::Linear(lin) => to_image(lin.forward(&tokens)?)?,
-        };
-        out + x
+        match &self.proj_out {
+            Projection::Conv(conv) => match conv.from_tokens(&tokens, x)? {
+                Some(out) => Ok(out),
+                None => conv.forward(&to_image(tokens)?)? + x,
+            },
+            Projection::Linear(lin) => to_image(lin.forward(&tokens)?)? + x,
+        }
     }
 }
 

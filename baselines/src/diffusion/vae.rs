@@ -72,15 +72,12 @@ struct VaeAttention {
 
 /// Loads a linear layer stored either as (out, in) or, in old checkpoints, as a 1x1 convolution.
 fn linear_any(vb: VarBuilder, dim: usize) -> Result<candle_nn::Linear> {
-    let weight = if vb.contains_tensor("weight") {
-        let w = vb.get_unchecked("weight")?;
-        if w.rank() == 4 {
-            w.reshape((dim, dim))?
-        } else {
-            vb.get((dim, dim), "weight")?
-        }
-    } else {
-        vb.get((dim, dim), "weight")?
+    let weight = match vb.get((dim, dim), "weight") {
+        Ok(w) => w,
+        Err(e) => match vb.get_unchecked("weight") {
+            Ok(w) if w.dims() == [dim, dim, 1, 1] => w.reshape((dim, dim))?,
+            _ => return Err(e),
+        },
     };
     Ok(candle_nn::Linear::new(weight, Some(vb.get(dim, "bias")?)))
 }
