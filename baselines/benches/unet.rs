@@ -3,7 +3,9 @@
 //! `bench/python/diffusion_bench.py`, run on the same machine.
 //!
 //! `cargo bench -p emobench-baselines --bench unet -- [--size 256] [--steps 3] [--repeats 3]
-//! [--json out.json]`. Threads: rayon's default (RAYON_NUM_THREADS).
+//! [--batch 1] [--device cpu|cuda:N] [--dtype f32|f16|bf16] [--json out.json]`. `--batch N`
+//! edits N images at once (3 N UNet rows). Threads: rayon's default (RAYON_NUM_THREADS). GPU runs
+//! need `--features cuda` (see `bench/gpu/run.sh`).
 
 use std::time::Instant;
 
@@ -57,29 +59,41 @@ fn main() -> Result<()> {
     let size = arg(&args, "--size", 256);
     let steps = arg(&args, "--steps", 3);
     let repeats = arg(&args, "--repeats", 3);
-    let dev = Device::Cpu;
-    let vb = VarBuilder::from_backend(Box::new(RandomWeights), DType::F32, dev.clone());
+    let batch = arg(&args, "--batch", 1);
+    let text = |name: &str, default: &str| -> String {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+            .unwrap_or_else(|| default.to_string())
+    };
+    let dev = baselines::ip2p::parse_device(&text("--device", "cpu")).map_err(candle_core::Error::Msg)?;
+    let dtype = baselines::ip2p::parse_dtype(&text("--dtype", "f32"), &dev).map_err(candle_core::Error::Msg)?;
+    let vb = VarBuilder::from_backend(Box::new(RandomWeights), dtype, dev.clone());
     let t0 = Instant::now();
     let unet = UNet::new(vb.pp("unet"), &UNetConfig::instruct_pix2pix())?;
     let vae = AutoencoderKl::new(vb.pp("vae"), &VaeConfig::stable_diffusion_v1())?;
     eprintln!("random weights: {:.1} s", t0.elapsed().as_secs_f64());
     let lat = size / 8;
-    let x = Tensor::rand(-1f32, 1f32, (3, 8, lat, lat), &dev)?;
-    let ctx = Tensor::rand(-1f32, 1f32, (3, 77, 768), &dev)?;
+    let x = Tensor::rand(-1f32, 1f32, (3 * batch, 8, lat, lat), &dev)?.to_dtype(dtype)?;
+    let ctx = Tensor::rand(-1f32, 1f32, (3 * batch, 77, 768), &dev)?.to_dtype(dtype)?;
+    let sync = || dev.synchronize();
     let _ = unet.forward(&x, 999.0, &ctx)?; // warm-up
+    sync()?;
     let mut unet_s = Vec::new();
     for _ in 0..repeats {
         let t = Instant::now();
         let _ = unet.forward(&x, 500.0, &ctx)?;
+        sync()?;
         unet_s.push(t.elapsed().as_secs_f64());
     }
-    eprintln!("UNet batch 3 at {size}x{size}: {unet_s:?} s");
+    eprintln!("UNet batch {} at {size}x{size}: {unet_s:?} s", 3 * batch);
 
     let pipeline = EditPipeline {
         unet,
         vae,
         device: dev.clone(),
-        dtype: DType::F32,
+        dtype,
     };
     let mut sched = EulerAncestral::new(EulerAncestralConfig::instruct_pix2pix())
         .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
@@ -118,8 +132,10 @@ fn main() -> Result<()> {
     eprintln!("whole Ip2p edit, {steps} steps (VAE encode + decode included): {edit_s:.2} s");
     let json = serde_json::json!({
         "implementation": "emobench (candle 0.11.1 + fused CPU kernels)",
+        "device": text("--device", "cpu"),
+        "dtype": text("--dtype", "f32"),
         "size": size,
-        "batch": 3,
+        "unet_batch": 3 * batch,
         "threads": rayon::current_num_threads(),
         "unet_step_seconds": unet_s,
         "vae_encode_seconds": encode_s,

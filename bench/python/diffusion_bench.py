@@ -46,6 +46,7 @@ def main():
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=1, help="images per UNet call (3 rows each)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--json")
@@ -58,8 +59,8 @@ def main():
     vae = AutoencoderKL(**VAE).to(dev, dtype).eval()
     print(f"random weights: {time.perf_counter() - t0:.1f} s", flush=True)
     lat = a.size // 8
-    x = torch.randn(3, 8, lat, lat, device=dev, dtype=dtype)
-    ctx = torch.randn(3, 77, 768, device=dev, dtype=dtype)
+    x = torch.randn(3 * a.batch, 8, lat, lat, device=dev, dtype=dtype)
+    ctx = torch.randn(3 * a.batch, 77, 768, device=dev, dtype=dtype)
 
     def sync():
         if dev.type == "cuda":
@@ -74,7 +75,7 @@ def main():
             unet(x, 500, encoder_hidden_states=ctx)
             sync()
             unet_s.append(time.perf_counter() - t)
-    print(f"UNet batch 3 at {a.size}: {unet_s}", flush=True)
+    print(f"UNet batch {3 * a.batch} at {a.size}: {unet_s}", flush=True)
 
     image = torch.rand(1, 3, a.size, a.size, device=dev, dtype=dtype)
     with torch.inference_mode():
@@ -106,7 +107,7 @@ def main():
         "implementation": f"diffusers {diffusers.__version__}, torch {torch.__version__}",
         "device": a.device if dev.type == "cpu" else torch.cuda.get_device_name(dev),
         "cpu": platform.processor() or platform.machine(),
-        "dtype": a.dtype, "size": a.size, "batch": 3, "threads": a.threads,
+        "dtype": a.dtype, "size": a.size, "unet_batch": 3 * a.batch, "threads": a.threads,
         "unet_step_seconds": unet_s, "vae_encode_seconds": encode_s,
         "vae_decode_seconds": decode_s, "edit_steps": a.steps, "edit_seconds": edit_s,
     }

@@ -1,0 +1,440 @@
+//! EmoEditor: the direction encoder against PyTorch, the critic loop against the authors'
+//! `test.py` run unchanged on scripted predictions, and whole runs through the CLI with tiny
+//! random-weight models (the diffusion fixtures of `baselines/tests/fixtures/diffusion/`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use emobench::emoeditor::critic::{
+    run_critic, CriticOptions, PassInput, PassOutcome, Profile, StopReason,
+};
+use emobench::emoeditor::encoder::EmoDirectionEncoder;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn diffusion() -> PathBuf {
+    root().join("baselines/tests/fixtures/diffusion")
+}
+
+#[test]
+fn direction_encoder_matches_pytorch() {
+    let dev = candle_core::Device::Cpu;
+    let vb = candle_nn::VarBuilder::from_pth(
+        diffusion().join("model_emoenc.pt"),
+        candle_core::DType::F32,
+        &dev,
+    )
+    .expect("model_emoenc.pt");
+    let enc = EmoDirectionEncoder::new(vb).expect("encoder");
+    assert_eq!(enc.width(), 32);
+    let reference =
+        candle_core::safetensors::load(diffusion().join("reference.safetensors"), &dev).unwrap();
+    let d: Vec<f32> = reference["enc.direction"].to_vec1().unwrap();
+    let direction: [f32; 8] = d.try_into().unwrap();
+    let got: Vec<f32> = enc
+        .forward(&direction, &dev)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let want: Vec<f32> = reference["enc.out"]
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let err = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(err / scale < 1e-5, "relative error {}", err / scale);
+}
+
+const CLASSES: [&str; 8] = [
+    "amusement",
+    "anger",
+    "awe",
+    "contentment",
+    "disgust",
+    "excitement",
+    "fear",
+    "sadness",
+];
+
+/// Every case of `tests/fixtures/critic/critic_cases.json`: the same passes, inputs, direction
+/// sources, acceptances and kept image as the authors' script; where their loop never ends, the
+/// pass cap stops ours.
+#[test]
+fn code_profile_reproduces_the_authors_loop() {
+    let text = std::fs::read_to_string(root().join("tests/fixtures/critic/critic_cases.json"))
+        .expect("critic_cases.json");
+    let cases: Vec<serde_json::Value> = serde_json::from_str(&text).expect("json");
+    assert_eq!(cases.len(), 300);
+    let positive = [true, false, true, true, false, true, false, false];
+    let mut unbounded = 0;
+    for case in &cases {
+        let id = &case["id"];
+        let target = CLASSES
+            .iter()
+            .position(|c| *c == case["target"].as_str().unwrap())
+            .unwrap();
+        let passes = case["passes"].as_array().unwrap();
+        let cap = 200;
+        let opts = CriticOptions {
+            profile: Profile::Code,
+            num_loop: case["num_loop"].as_u64().unwrap() as usize,
+            max_passes: cap,
+        };
+        let mut k = 0;
+        let result = run_critic(&opts, target, &positive, |input: PassInput| {
+            let p = &passes[k];
+            k += 1;
+            assert_eq!(
+                input.image as u64,
+                p["input"].as_u64().unwrap(),
+                "case {id} pass {k} input"
+            );
+            assert_eq!(
+                input.direction_from as u64,
+                p["direction_from"].as_u64().unwrap(),
+                "case {id} pass {k} direction"
+            );
+            let probs: Vec<f32> = p["probs_f32"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
+            Ok::<_, ()>(PassOutcome {
+                probs: probs.try_into().unwrap(),
+                ssim: p["ssim"].as_f64().unwrap(),
+            })
+        })
+        .unwrap();
+        for (row, p) in result.trace.iter().zip(passes) {
+            assert_eq!(
+                row.accepted,
+                p["accepted"].as_bool().unwrap(),
+                "case {id} pass {}",
+                row.pass
+            );
+            assert_eq!(
+                row.predicted as u64,
+                p["predicted"].as_u64().unwrap(),
+                "case {id}"
+            );
+        }
+        if case["unbounded"].as_bool().unwrap() {
+            unbounded += 1;
+            assert_eq!(result.stopped, StopReason::PassCap, "case {id}");
+            assert_eq!(result.trace.len(), cap);
+        } else {
+            assert_eq!(
+                result.trace.len() as u64,
+                case["passes_run"].as_u64().unwrap(),
+                "case {id}"
+            );
+            assert_eq!(
+                result.kept as i64,
+                case["saved"].as_i64().unwrap(),
+                "case {id} kept"
+            );
+        }
+    }
+    assert!(unbounded > 0, "the fixture covers the never-ending loop");
+}
+
+fn outcome(target_prob: f32, predicted: usize, ssim: f64) -> PassOutcome {
+    let mut probs = [(1.0 - target_prob) / 7.0; 8];
+    probs[predicted] = probs[predicted].max(0.5);
+    probs[2] = target_prob;
+    PassOutcome { probs, ssim }
+}
+
+#[test]
+fn paper_profile_stops_on_both_criteria_and_keeps_the_best() {
+    let positive = [true, false, true, true, false, true, false, false];
+    let opts = CriticOptions {
+        profile: Profile::Paper,
+        num_loop: 30,
+        max_passes: 100,
+    };
+    // Target "awe" (index 2). Pass 3 meets both criteria; pass 2 is confident but too different.
+    let script = [
+        outcome(0.4, 0, 0.6),
+        outcome(0.9, 2, 0.2),
+        outcome(0.85, 2, 0.5),
+    ];
+    let mut k = 0;
+    let r = run_critic(&opts, 2, &positive, |input| {
+        assert_eq!(input.image, k, "each pass edits the previous output");
+        k += 1;
+        Ok::<_, ()>(script[k - 1])
+    })
+    .unwrap();
+    assert_eq!((r.kept, r.stopped), (3, StopReason::Criterion));
+    // Never satisfied: the highest target confidence among all passes.
+    let opts = CriticOptions {
+        num_loop: 4,
+        ..opts
+    };
+    let script = [
+        outcome(0.3, 0, 0.6),
+        outcome(0.7, 2, 0.9),
+        outcome(0.5, 2, 0.5),
+        outcome(0.1, 0, 0.5),
+    ];
+    let mut k = 0;
+    let r = run_critic(&opts, 2, &positive, |_| {
+        k += 1;
+        Ok::<_, ()>(script[k - 1])
+    })
+    .unwrap();
+    assert_eq!(
+        (r.kept, r.trace.len(), r.stopped),
+        (2, 4, StopReason::LoopLimit)
+    );
+}
+
+fn emobench(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_emobench"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("runs")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("emobench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn emoeditor_options(extra: &str) -> String {
+    let d = diffusion();
+    format!(
+        r#"{{"ip2p": "{}", "config_dir": "{}", "encoder": "{}", "predictor": "{}", "predictor_arch": "tiny", "steps": 2, "max_passes": 3{extra}}}"#,
+        d.join("model_ip2p.pt").display(),
+        d.join("tiny-ip2p").display(),
+        d.join("model_emoenc.pt").display(),
+        root()
+            .join("tests/fixtures/torch/resnet18_tiny.pt")
+            .display(),
+    )
+}
+
+fn sources(dir: &Path) -> PathBuf {
+    let csv = dir.join("sources.csv");
+    let photo = root().join("studies/demo/photos/chelsea.jpg");
+    std::fs::write(
+        &csv,
+        format!("id,path,emotion\nchelsea,{},amusement\n", photo.display()),
+    )
+    .unwrap();
+    csv
+}
+
+#[test]
+fn emoeditor_run_folder_with_trace_resumes_and_is_deterministic() {
+    let dir = tmp("emoeditor-run");
+    let csv = sources(&dir);
+    let opts = emoeditor_options("");
+    let run = |out: &Path| {
+        let o = emobench(&[
+            "edit",
+            "--method",
+            "emoeditor",
+            "--sources",
+            csv.to_str().unwrap(),
+            "--targets",
+            "awe,fear",
+            "--out",
+            out.to_str().unwrap(),
+            "--options",
+            &opts,
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let a = dir.join("a");
+    run(&a);
+    let png = a.join("emoeditor/chelsea/awe.png");
+    let img = image::open(&png).expect("output decodes").to_rgb8();
+    assert_eq!(img.dimensions(), (224, 224));
+    let trace: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(a.join("emoeditor/chelsea/awe.trace.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(trace["profile"], "code");
+    let passes = trace["passes"].as_array().unwrap();
+    assert!(!passes.is_empty() && passes.len() <= 3, "pass cap 3");
+    for p in passes {
+        assert!(p["ssim"].as_f64().is_some() && p["accepted"].is_boolean());
+    }
+    assert_eq!(
+        trace["train_steps_per_pass"].as_array().unwrap().len(),
+        passes.len()
+    );
+    let run_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("emoeditor/run.json")).unwrap())
+            .unwrap();
+    let roles: Vec<&str> = run_json["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        ["unet+vae (model_ip2p)", "emotion_encoder", "predictor"]
+    );
+    assert!(run_json["weights"][0]["sha256"].as_str().unwrap().len() == 64);
+
+    // Same seed, same bytes; a rerun skips finished outputs.
+    let b = dir.join("b");
+    run(&b);
+    for t in ["awe", "fear"] {
+        let p = format!("emoeditor/chelsea/{t}.png");
+        assert_eq!(
+            std::fs::read(a.join(&p)).unwrap(),
+            std::fs::read(b.join(&p)).unwrap(),
+            "{t}"
+        );
+    }
+    let again = run(&a);
+    assert!(again.contains("0 written, 2 already done"), "{again}");
+
+    // The run folder is scoreable.
+    let report = dir.join("report");
+    let o = emobench(&[
+        "score",
+        "--sources",
+        csv.to_str().unwrap(),
+        "--runs",
+        a.to_str().unwrap(),
+        "--out",
+        report.to_str().unwrap(),
+        "--targets",
+        "awe,fear",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let scores = std::fs::read_to_string(report.join("scores.csv")).unwrap();
+    assert!(
+        scores
+            .lines()
+            .filter(|l| l.contains("emoeditor,chelsea"))
+            .count()
+            == 2,
+        "{scores}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn emoeditor_profiles_and_bad_options_are_named() {
+    let dir = tmp("emoeditor-opts");
+    let csv = sources(&dir);
+    let out = dir.join("runs");
+    let o = emobench(&[
+        "edit",
+        "--method",
+        "emoeditor",
+        "--sources",
+        csv.to_str().unwrap(),
+        "--targets",
+        "awe",
+        "--out",
+        out.to_str().unwrap(),
+        "--options",
+        &emoeditor_options(r#", "profile": "fast""#),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("profile") && err.contains("code, paper, no-critic"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    let o = emobench(&[
+        "edit",
+        "--method",
+        "emoeditor",
+        "--sources",
+        csv.to_str().unwrap(),
+        "--targets",
+        "awe",
+        "--out",
+        out.to_str().unwrap(),
+        "--options",
+        r#"{"ip2p": "/nonexistent/model_ip2p.pt"}"#,
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("/nonexistent/model_ip2p.pt") && err.contains("EmoEditor"),
+        "{err}"
+    );
+
+    let o = emobench(&[
+        "edit",
+        "--method",
+        "emoeditor",
+        "--sources",
+        csv.to_str().unwrap(),
+        "--targets",
+        "awe",
+        "--out",
+        out.to_str().unwrap(),
+        "--options",
+        &emoeditor_options(r#", "profile": "no-critic""#),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let trace: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("emoeditor/chelsea/awe.trace.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(trace["passes"].as_array().unwrap().len(), 1);
+    assert_eq!(trace["stopped"], "single-pass");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn instruct_pix2pix_runs_from_a_diffusers_folder() {
+    let dir = tmp("ip2p-run");
+    let csv = sources(&dir);
+    let out = dir.join("runs");
+    let opts = format!(
+        r#"{{"weights": "{}", "steps": 2}}"#,
+        diffusion().join("tiny-ip2p").display()
+    );
+    let o = emobench(&[
+        "edit",
+        "--method",
+        "ip2p",
+        "--sources",
+        csv.to_str().unwrap(),
+        "--targets",
+        "awe",
+        "--out",
+        out.to_str().unwrap(),
+        "--options",
+        &opts,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let src = image::open(root().join("studies/demo/photos/chelsea.jpg")).unwrap();
+    let img = image::open(out.join("ip2p/chelsea/awe.png")).unwrap();
+    // Sides snapped down to multiples of 64.
+    assert_eq!(img.width(), src.width() - src.width() % 64);
+    assert_eq!(img.height(), src.height() - src.height() % 64);
+    let run_json = std::fs::read_to_string(out.join("ip2p/run.json")).unwrap();
+    for role in ["\"unet\"", "\"vae\"", "\"text_encoder\"", "\"tokenizer\""] {
+        assert!(run_json.contains(role), "{run_json}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
