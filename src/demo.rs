@@ -95,5 +95,13 @@ pub fn run_demo(data: &Path, out: &Path, seed: u64) -> anyhow::Result<()> {
     println!("  Grad-CAM:         {}", cams.display());
     println!("Stand-ins in this demo: the predictor (random weights; a real run uses --predictor emo_predictor.pt).");
     println!("Emotion labels of the demo photos are hand-assigned (studies/demo/README.md).");
+    println!("Not in the demo (they need the published weights):");
+    println!(
+        "  InstructPix2Pix: emobench edit --method ip2p --sources S --out runs/ \\\n      --options '{{\"weights\": \"timbrooks/instruct-pix2pix\", \"download\": true}}'  (or a local diffusers folder)"
+    );
+    println!(
+        "  EmoEditor: get model/model_ip2p.pt, model/model_emoenc.pt and emo_predictor/emo_predictor.pt from\n      github.com/ZhangLab-DeepNeuroCogLab/EmoEditor, then emobench edit --method emoeditor --sources S --out runs/ \\\n      --options '{{\"ip2p\": \"model/model_ip2p.pt\", \"encoder\": \"model/model_emoenc.pt\", \"predictor\": \"emo_predictor/emo_predictor.pt\"}}'"
+    );
+    println!("  Both run on a GPU with a --features cuda build and --device cuda:0 --dtype f16.");
     Ok(())
 }

@@ -67,8 +67,10 @@ fn main() -> Result<()> {
             .cloned()
             .unwrap_or_else(|| default.to_string())
     };
-    let dev = baselines::ip2p::parse_device(&text("--device", "cpu")).map_err(candle_core::Error::Msg)?;
-    let dtype = baselines::ip2p::parse_dtype(&text("--dtype", "f32"), &dev).map_err(candle_core::Error::Msg)?;
+    let dev =
+        baselines::ip2p::parse_device(&text("--device", "cpu")).map_err(candle_core::Error::Msg)?;
+    let dtype = baselines::ip2p::parse_dtype(&text("--dtype", "f32"), &dev)
+        .map_err(candle_core::Error::Msg)?;
     let vb = VarBuilder::from_backend(Box::new(RandomWeights), dtype, dev.clone());
     let t0 = Instant::now();
     let unet = UNet::new(vb.pp("unet"), &UNetConfig::instruct_pix2pix())?;

@@ -317,6 +317,31 @@ fn gemm_views(
     }
 }
 
+/// A linear layer on rows: `x` (rows, cin) times `weight` (cout, cin) transposed, plus `bias`,
+/// as one GEMM over all rows.
+pub fn linear(
+    x: &[f32],
+    rows: usize,
+    weight: &[f32],
+    cin: usize,
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    let cout = weight.len() / cin;
+    let mut out = vec![0f32; rows * cout];
+    if let Some(b) = bias {
+        out.par_chunks_mut(cout)
+            .for_each(|row| row.copy_from_slice(b));
+    }
+    gemm_views(
+        (rows, cout, cin),
+        View::new(&mut out, cout, 1),
+        (x, cin, 1),
+        (weight, 1, cin),
+        bias.is_some(),
+    );
+    out
+}
+
 /// A 1x1 convolution from channel-major images (N, cin, hw) straight to tokens (N, hw, cout):
 /// `tokens = x^T w^T + bias`, without materialising the transpose.
 pub fn channels_to_tokens(

@@ -9,6 +9,7 @@
 //! product and small late layers still give the GEMM wide matrices. Same f32 arithmetic in a
 //! different order: results agree with torchvision to ~1e-6 relative.
 
+use baselines::kernels;
 use candle_core::Tensor;
 use rayon::prelude::*;
 
@@ -92,39 +93,14 @@ impl CpuConv {
         } else {
             scratch.clear();
             scratch.resize(kk * cols, 0.0);
-            im2col(x, k, s, p, scratch);
+            kernels::im2col(&x.data, x.c, x.n, x.h, x.w, k, s, p, scratch);
             scratch
         };
         let mut out = vec![0f32; self.cout * cols];
         out.par_chunks_mut(cols)
             .zip(self.bias.par_iter())
             .for_each(|(row, b)| row.iter_mut().for_each(|v| *v = *b));
-        // SAFETY: every pointer covers the extent implied by its dimensions and strides:
-        // out is cout x cols, weight is cout x kk, rhs is kk x cols, all row-major, and `out`
-        // does not alias the inputs.
-        unsafe {
-            gemm::gemm(
-                self.cout,
-                cols,
-                kk,
-                out.as_mut_ptr(),
-                1,
-                cols as isize,
-                true,
-                self.weight.as_ptr(),
-                1,
-                kk as isize,
-                rhs.as_ptr(),
-                1,
-                cols as isize,
-                1.0f32,
-                1.0f32,
-                false,
-                false,
-                false,
-                gemm::Parallelism::Rayon(rayon::current_num_threads()),
-            );
-        }
+        kernels::sgemm(self.cout, cols, kk, &mut out, &self.weight, rhs, true);
         if residual.is_some() || relu {
             out.par_chunks_mut(cols).enumerate().for_each(|(o, row)| {
                 if let Some(r) = residual {
@@ -182,52 +158,4 @@ pub(crate) fn max_pool_3x3_s2(x: &Act) -> Act {
         w: wo,
         data,
     }
-}
-
-/// Unfolds the batch into the (C k k) x (N Ho Wo) patch matrix, zero-padded: row
-/// (c, ky, kx), column (n, oy, ox), matching the (out, in, k, k) weight layout.
-fn im2col(x: &Act, k: usize, stride: usize, pad: usize, out: &mut [f32]) {
-    let (h, w) = (x.h, x.w);
-    let ho = (h + 2 * pad - k) / stride + 1;
-    let wo = (w + 2 * pad - k) / stride + 1;
-    let plane = ho * wo;
-    let cols = x.n * plane;
-    out.par_chunks_mut(k * k * cols)
-        .enumerate()
-        .for_each(|(ci, chunk)| {
-            for ky in 0..k {
-                for kx in 0..k {
-                    let row = &mut chunk[(ky * k + kx) * cols..(ky * k + kx + 1) * cols];
-                    for img in 0..x.n {
-                        let src = &x.data[(ci * x.n + img) * h * w..(ci * x.n + img + 1) * h * w];
-                        let dst = &mut row[img * plane..(img + 1) * plane];
-                        for oy in 0..ho {
-                            let iy = (oy * stride + ky) as isize - pad as isize;
-                            if iy < 0 || iy >= h as isize {
-                                continue;
-                            }
-                            let srow = &src[iy as usize * w..(iy as usize + 1) * w];
-                            let drow = &mut dst[oy * wo..(oy + 1) * wo];
-                            // Output columns whose input column ox * stride + kx - pad is inside.
-                            let lo = (pad.saturating_sub(kx)).div_ceil(stride);
-                            let hi = ((w + pad).saturating_sub(kx).div_ceil(stride)).min(wo);
-                            if lo >= hi {
-                                continue;
-                            }
-                            let first = lo * stride + kx - pad;
-                            if stride == 1 {
-                                drow[lo..hi].copy_from_slice(&srow[first..first + (hi - lo)]);
-                            } else {
-                                for (d, s) in drow[lo..hi]
-                                    .iter_mut()
-                                    .zip(srow[first..].iter().step_by(stride))
-                                {
-                                    *d = *s;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        });
 }

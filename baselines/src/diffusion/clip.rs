@@ -10,7 +10,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use super::layers::{attention, layer_norm, linear};
+use super::layers::{attention, layer_norm, linear, Linear};
 
 /// The MLP activation of the text encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,13 +69,13 @@ impl ClipTextConfig {
 #[derive(Debug, Clone)]
 struct EncoderLayer {
     norm1: candle_nn::LayerNorm,
-    q: candle_nn::Linear,
-    k: candle_nn::Linear,
-    v: candle_nn::Linear,
-    out: candle_nn::Linear,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
     norm2: candle_nn::LayerNorm,
-    fc1: candle_nn::Linear,
-    fc2: candle_nn::Linear,
+    fc1: Linear,
+    fc2: Linear,
 }
 
 /// The text encoder.

@@ -277,15 +277,62 @@ impl Module for GroupNorm {
     }
 }
 
+/// `torch.nn.Linear`: one GEMM over all leading dimensions on the CPU, candle's matmul
+/// elsewhere.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// A layer from its (out, in) weight and optional bias.
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self { weight, bias }
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = x.contiguous()?;
+        let mut dims = x.dims().to_vec();
+        let last = dims.len() - 1;
+        let (cout, cin) = self.weight.dims2()?;
+        let rows = x.elem_count() / cin.max(1);
+        let bias = match &self.bias {
+            Some(b) => with_cpu_f32(b, <[f32]>::to_vec).map(Some),
+            None => Some(None),
+        };
+        let fast = bias.and_then(|bias| {
+            with_cpu_f32(&x, |xs| {
+                with_cpu_f32(&self.weight, |ws| {
+                    kernels::linear(xs, rows, ws, cin, bias.as_deref())
+                })
+            })
+            .flatten()
+        });
+        dims[last] = cout;
+        if let Some(out) = fast {
+            return Tensor::from_vec(out, dims, x.device());
+        }
+        let y = x.reshape((rows, cin))?.matmul(&self.weight.t()?)?;
+        let y = match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        y.reshape(dims)
+    }
+}
+
 /// A linear layer with the checkpoint's `weight` (out, in) and optional `bias`.
-pub fn linear(vb: VarBuilder, cin: usize, cout: usize, bias: bool) -> Result<candle_nn::Linear> {
+pub fn linear(vb: VarBuilder, cin: usize, cout: usize, bias: bool) -> Result<Linear> {
     let weight = vb.get((cout, cin), "weight")?;
     let bias = if bias {
         Some(vb.get(cout, "bias")?)
     } else {
         None
     };
-    Ok(candle_nn::Linear::new(weight, bias))
+    Ok(Linear::new(weight, bias))
 }
 
 /// `torch.nn.LayerNorm` over the last dimension.

@@ -18,7 +18,9 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use super::layers::{attention, geglu, layer_norm, linear, upsample_nearest, Conv2d, GroupNorm};
+use super::layers::{
+    attention, geglu, layer_norm, linear, upsample_nearest, Conv2d, GroupNorm, Linear,
+};
 
 /// `attention_head_dim` of a diffusers config: one value for every block or one per block.
 ///
@@ -129,7 +131,7 @@ impl UNetConfig {
 pub(crate) struct ResnetBlock {
     norm1: GroupNorm,
     conv1: Conv2d,
-    time_emb_proj: Option<candle_nn::Linear>,
+    time_emb_proj: Option<Linear>,
     norm2: GroupNorm,
     conv2: Conv2d,
     conv_shortcut: Option<Conv2d>,
@@ -189,10 +191,10 @@ impl ResnetBlock {
 /// diffusers' `Attention` as used inside `BasicTransformerBlock` (no bias on q, k, v).
 #[derive(Debug, Clone)]
 struct CrossAttention {
-    to_q: candle_nn::Linear,
-    to_k: candle_nn::Linear,
-    to_v: candle_nn::Linear,
-    to_out: candle_nn::Linear,
+    to_q: Linear,
+    to_k: Linear,
+    to_v: Linear,
+    to_out: Linear,
     heads: usize,
 }
 
@@ -225,8 +227,8 @@ struct TransformerBlock {
     norm2: candle_nn::LayerNorm,
     attn2: CrossAttention,
     norm3: candle_nn::LayerNorm,
-    ff_in: candle_nn::Linear,
-    ff_out: candle_nn::Linear,
+    ff_in: Linear,
+    ff_out: Linear,
 }
 
 impl TransformerBlock {
@@ -258,7 +260,7 @@ impl TransformerBlock {
 #[derive(Debug, Clone)]
 enum Projection {
     Conv(Conv2d),
-    Linear(candle_nn::Linear),
+    Linear(Linear),
 }
 
 /// diffusers' `Transformer2DModel` with one transformer block.
@@ -343,8 +345,8 @@ struct UpBlock {
 pub struct UNet {
     config: UNetConfig,
     conv_in: Conv2d,
-    time_linear_1: candle_nn::Linear,
-    time_linear_2: candle_nn::Linear,
+    time_linear_1: Linear,
+    time_linear_2: Linear,
     down: Vec<DownBlock>,
     mid_resnets: [ResnetBlock; 2],
     mid_attention: SpatialTransformer,

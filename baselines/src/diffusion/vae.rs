@@ -13,7 +13,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use super::layers::{attention, upsample_nearest, Conv2d, GroupNorm};
+use super::layers::{attention, upsample_nearest, Conv2d, GroupNorm, Linear};
 use super::unet::ResnetBlock;
 
 /// The architecture of an [`AutoencoderKl`], read from a diffusers `vae/config.json`.
@@ -64,14 +64,14 @@ const EPS: f64 = 1e-6;
 #[derive(Debug, Clone)]
 struct VaeAttention {
     norm: GroupNorm,
-    q: candle_nn::Linear,
-    k: candle_nn::Linear,
-    v: candle_nn::Linear,
-    out: candle_nn::Linear,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
 }
 
 /// Loads a linear layer stored either as (out, in) or, in old checkpoints, as a 1x1 convolution.
-fn linear_any(vb: VarBuilder, dim: usize) -> Result<candle_nn::Linear> {
+fn linear_any(vb: VarBuilder, dim: usize) -> Result<Linear> {
     let weight = match vb.get((dim, dim), "weight") {
         Ok(w) => w,
         Err(e) => match vb.get_unchecked("weight") {
@@ -79,7 +79,7 @@ fn linear_any(vb: VarBuilder, dim: usize) -> Result<candle_nn::Linear> {
             _ => return Err(e),
         },
     };
-    Ok(candle_nn::Linear::new(weight, Some(vb.get(dim, "bias")?)))
+    Ok(Linear::new(weight, Some(vb.get(dim, "bias")?)))
 }
 
 impl VaeAttention {
