@@ -208,6 +208,29 @@ fn emobench(args: &[&str]) -> std::process::Output {
         .expect("runs")
 }
 
+/// `emobench edit --method M --sources CSV --targets T --out OUT --options OPTS`.
+fn edit(
+    method: &str,
+    csv: &Path,
+    targets: &str,
+    out: &Path,
+    options: &str,
+) -> std::process::Output {
+    emobench(&[
+        "edit",
+        "--method",
+        method,
+        "--sources",
+        csv.to_str().unwrap(),
+        "--targets",
+        targets,
+        "--out",
+        out.to_str().unwrap(),
+        "--options",
+        options,
+    ])
+}
+
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("emobench-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -245,19 +268,7 @@ fn emoeditor_run_folder_with_trace_resumes_and_is_deterministic() {
     let csv = sources(&dir);
     let opts = emoeditor_options("");
     let run = |out: &Path| {
-        let o = emobench(&[
-            "edit",
-            "--method",
-            "emoeditor",
-            "--sources",
-            csv.to_str().unwrap(),
-            "--targets",
-            "awe,fear",
-            "--out",
-            out.to_str().unwrap(),
-            "--options",
-            &opts,
-        ]);
+        let o = edit("emoeditor", &csv, "awe,fear", out, &opts);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8_lossy(&o.stderr).to_string()
     };
@@ -340,19 +351,13 @@ fn emoeditor_profiles_and_bad_options_are_named() {
     let dir = tmp("emoeditor-opts");
     let csv = sources(&dir);
     let out = dir.join("runs");
-    let o = emobench(&[
-        "edit",
-        "--method",
+    let o = edit(
         "emoeditor",
-        "--sources",
-        csv.to_str().unwrap(),
-        "--targets",
+        &csv,
         "awe",
-        "--out",
-        out.to_str().unwrap(),
-        "--options",
+        &out,
         &emoeditor_options(r#", "profile": "fast""#),
-    ]);
+    );
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -361,19 +366,13 @@ fn emoeditor_profiles_and_bad_options_are_named() {
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 
-    let o = emobench(&[
-        "edit",
-        "--method",
+    let o = edit(
         "emoeditor",
-        "--sources",
-        csv.to_str().unwrap(),
-        "--targets",
+        &csv,
         "awe",
-        "--out",
-        out.to_str().unwrap(),
-        "--options",
+        &out,
         r#"{"ip2p": "/nonexistent/model_ip2p.pt"}"#,
-    ]);
+    );
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -381,19 +380,13 @@ fn emoeditor_profiles_and_bad_options_are_named() {
         "{err}"
     );
 
-    let o = emobench(&[
-        "edit",
-        "--method",
+    let o = edit(
         "emoeditor",
-        "--sources",
-        csv.to_str().unwrap(),
-        "--targets",
+        &csv,
         "awe",
-        "--out",
-        out.to_str().unwrap(),
-        "--options",
+        &out,
         &emoeditor_options(r#", "profile": "no-critic""#),
-    ]);
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let trace: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(out.join("emoeditor/chelsea/awe.trace.json")).unwrap(),
@@ -413,19 +406,7 @@ fn instruct_pix2pix_runs_from_a_diffusers_folder() {
         r#"{{"weights": "{}", "steps": 2}}"#,
         diffusion().join("tiny-ip2p").display()
     );
-    let o = emobench(&[
-        "edit",
-        "--method",
-        "ip2p",
-        "--sources",
-        csv.to_str().unwrap(),
-        "--targets",
-        "awe",
-        "--out",
-        out.to_str().unwrap(),
-        "--options",
-        &opts,
-    ]);
+    let o = edit("ip2p", &csv, "awe", &out, &opts);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let src = image::open(root().join("studies/demo/photos/chelsea.jpg")).unwrap();
     let img = image::open(out.join("ip2p/chelsea/awe.png")).unwrap();

@@ -72,18 +72,11 @@ impl Default for Ip2pOptions {
 }
 
 fn invalid(option: &str, reason: impl Into<String>) -> EditError {
-    EditError::InvalidOption {
-        method: DISPLAY_NAME.into(),
-        option: option.into(),
-        reason: reason.into(),
-    }
+    EditError::invalid_option(DISPLAY_NAME, option, reason)
 }
 
 fn backend(e: impl std::error::Error + Send + Sync + 'static) -> EditError {
-    EditError::Backend {
-        method: DISPLAY_NAME.into(),
-        source: Box::new(e),
-    }
+    EditError::backend(DISPLAY_NAME, e)
 }
 
 /// Parses `cpu` or `cuda:N`.
@@ -176,17 +169,10 @@ impl InstructPix2Pix {
         } else {
             EulerAncestralConfig::instruct_pix2pix()
         };
-        let mut scheduler = EulerAncestral::new(config).map_err(backend)?;
-        scheduler.set_timesteps(options.steps).map_err(backend)?;
-        Ok(Self {
-            options,
-            pipeline,
-            text,
-            tokenizer,
-            scheduler,
-            files: used,
-            model_dir: dir,
-        })
+        let mut method = Self::from_parts(options, pipeline, text, tokenizer, config)?;
+        method.files = used;
+        method.model_dir = dir;
+        Ok(method)
     }
 
     /// Builds from a loaded pipeline (tests, other front ends).

@@ -173,6 +173,25 @@ pub enum EditError {
     },
 }
 
+impl EditError {
+    /// An [`EditError::InvalidOption`] of `method`.
+    pub fn invalid_option(method: &str, option: &str, reason: impl Into<String>) -> Self {
+        EditError::InvalidOption {
+            method: method.into(),
+            option: option.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// An [`EditError::Backend`] of `method` wrapping `e`.
+    pub fn backend(method: &str, e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        EditError::Backend {
+            method: method.into(),
+            source: Box::new(e),
+        }
+    }
+}
+
 impl std::fmt::Debug for dyn EditMethod {
     /// Shows the method's name and parameters, e.g. `ct {"bins":300,...}`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

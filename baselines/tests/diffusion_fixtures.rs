@@ -322,3 +322,45 @@ fn missing_tensor_is_named_with_its_file() {
     assert!(!msg.contains('\n'), "one line: {msg}");
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// A repo id resolves offline from the standard Hugging Face cache layout
+/// (`models--owner--name/refs/main` -> `snapshots/<commit>/...`), and a missing one says how to
+/// get it without touching the network.
+#[test]
+fn repo_ids_resolve_from_the_hugging_face_cache() {
+    let tmp = std::env::temp_dir().join(format!("emobench-hf-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let repo = tmp.join("models--someone--tiny-ip2p");
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let snap = repo.join("snapshots").join(commit);
+    let files = weights::pipeline_files(None);
+    let src = dir().join("tiny-ip2p");
+    for f in &files {
+        let to = snap.join(f);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        let from = src.join(f);
+        if from.exists() {
+            std::fs::copy(&from, &to).unwrap();
+        } else {
+            // special_tokens_map.json is optional for the tokenizer: an empty object will do.
+            std::fs::write(&to, "{}").unwrap();
+        }
+    }
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), commit).unwrap();
+    let cache = hf_hub::Cache::new(tmp.clone());
+    let got = weights::resolve_model_dir_in(&cache, "someone/tiny-ip2p", &files, false)
+        .expect("resolves from the cache");
+    assert_eq!(got, snap);
+    let (p, _) = weights::load_pipeline(&got, &opts()).expect("loads from the cache");
+    assert_eq!(p.unet.config().in_channels, 8);
+
+    let err = weights::resolve_model_dir_in(&cache, "someone/not-cached", &files, false)
+        .expect_err("not cached");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("someone/not-cached") && msg.contains("\"download\": true"),
+        "{msg}"
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -105,18 +105,11 @@ impl Default for EmoEditorOptions {
 }
 
 fn invalid(option: &str, reason: impl Into<String>) -> EditError {
-    EditError::InvalidOption {
-        method: DISPLAY_NAME.into(),
-        option: option.into(),
-        reason: reason.into(),
-    }
+    EditError::invalid_option(DISPLAY_NAME, option, reason)
 }
 
 fn backend(e: impl std::error::Error + Send + Sync + 'static) -> EditError {
-    EditError::Backend {
-        method: DISPLAY_NAME.into(),
-        source: Box::new(e),
-    }
+    EditError::backend(DISPLAY_NAME, e)
 }
 
 fn missing(what: &str, e: impl std::fmt::Display) -> EditError {

@@ -128,6 +128,16 @@ pub fn pipeline_files(variant: Option<&str>) -> Vec<String> {
 /// `~/.cache/huggingface/hub`); with `download`, missing `files` are fetched into that cache.
 /// Offline use never touches the network when the files are cached.
 pub fn resolve_model_dir(spec: &str, files: &[String], download: bool) -> Result<PathBuf> {
+    resolve_model_dir_in(&hf_hub::Cache::from_env(), spec, files, download)
+}
+
+/// [`resolve_model_dir`] with an explicit Hugging Face cache.
+pub fn resolve_model_dir_in(
+    cache: &hf_hub::Cache,
+    spec: &str,
+    files: &[String],
+    download: bool,
+) -> Result<PathBuf> {
     let path = Path::new(spec);
     if path.is_dir() {
         return Ok(path.to_path_buf());
@@ -140,7 +150,6 @@ pub fn resolve_model_dir(spec: &str, files: &[String], download: bool) -> Result
                 .into(),
         });
     }
-    let cache = hf_hub::Cache::from_env();
     let cached = cache.model(spec.to_string());
     let mut root: Option<PathBuf> = None;
     let mut missing = Vec::new();
@@ -159,15 +168,15 @@ pub fn resolve_model_dir(spec: &str, files: &[String], download: bool) -> Result
             return Err(WeightsError::Hub {
                 repo: spec.to_string(),
                 message: format!(
-                    "{} file(s) not in the Hugging Face cache at {} (first: {}); rerun with \
-                     --download when online, or pass a local diffusers folder",
+                    "{} file(s) not in the Hugging Face cache at {} (first: {}); set \
+                     \"download\": true in --options when online, or pass a local diffusers folder",
                     missing.len(),
                     cache.path().display(),
                     missing[0]
                 ),
             });
         }
-        let api = hf_hub::api::sync::ApiBuilder::from_env()
+        let api = hf_hub::api::sync::ApiBuilder::from_cache(cache.clone())
             .with_progress(true)
             .build()
             .map_err(|e| WeightsError::Hub {
@@ -310,15 +319,16 @@ pub fn load_pipeline(dir: &Path, opts: &LoadOptions) -> Result<(EditPipeline, Ve
     let vb = var_builder(&vae_file, opts.dtype, &opts.device)?;
     let vae = build(&vae_file, || AutoencoderKl::new(vb, &vae_cfg))?;
     let files = vec![record("unet", &unet_file)?, record("vae", &vae_file)?];
-    Ok((
-        EditPipeline {
-            unet,
-            vae,
-            device: opts.device.clone(),
-            dtype: opts.dtype,
-        },
-        files,
-    ))
+    Ok((pipeline(unet, vae, opts), files))
+}
+
+fn pipeline(unet: UNet, vae: AutoencoderKl, opts: &LoadOptions) -> EditPipeline {
+    EditPipeline {
+        unet,
+        vae,
+        device: opts.device.clone(),
+        dtype: opts.dtype,
+    }
 }
 
 /// Loads the UNet and VAE from the EmoEditor authors' `model_ip2p.pt` (`unet.*`,
@@ -335,12 +345,7 @@ pub fn load_authors_pipeline(
         AutoencoderKl::new(vb.pp("auto_encoder"), vae_cfg)
     })?;
     Ok((
-        EditPipeline {
-            unet,
-            vae,
-            device: opts.device.clone(),
-            dtype: opts.dtype,
-        },
+        pipeline(unet, vae, opts),
         vec![record("unet+vae (model_ip2p)", checkpoint)?],
     ))
 }
