@@ -49,3 +49,29 @@ study-coverage:
 # Timing of the image kernels against nothing but themselves (release).
 imgproc-timing:
     cargo test --release --test imgproc -- --ignored --nocapture
+
+# Regenerate the diffusion fixtures: tiny SD 1.5 / Ip2p / EmoEditor models and diffusers outputs
+# (torch, diffusers, transformers; the slow CLIP tokenizer check wants transformers<5 in a second venv).
+fixtures-diffusion:
+    python3 baselines/tests/fixtures/diffusion/make_diffusion_fixtures.py
+    python3 baselines/tests/fixtures/shapes/make_shapes.py
+
+# Regenerate the CLIP tokenizer cases (transformers<5 for the slow tokenizer, no ftfy).
+fixtures-tokenizer bpe:
+    python3 baselines/tests/fixtures/tokenizer/make_tokenizer_cases.py --bpe {{bpe}} --out baselines/tests/fixtures/tokenizer --merges 1000
+
+# Regenerate the critic cases by running the EmoEditor authors' test.py (path to it) unchanged.
+fixtures-critic test_py:
+    python3 tests/fixtures/critic/make_critic_fixture.py {{test_py}}
+
+# Diffusion speed, Rust side (real SD 1.5 shapes, random weights, 256x256, 2 CPU threads).
+bench-diffusion:
+    cargo bench -p emobench-baselines --bench unet -- --size 256 --steps 3 --repeats 3
+
+# Diffusion speed, diffusers side (same shapes, same machine).
+bench-diffusion-python:
+    python3 bench/python/diffusion_bench.py --size 256 --steps 3 --repeats 3
+
+# Both sides on a CUDA GPU: fp16, 512x512, batch 1 and 8 (needs nvcc, torch, diffusers).
+bench-gpu:
+    bash bench/gpu/run.sh
