@@ -94,7 +94,9 @@ fn callers_can_register_more_methods() {
     let err = reg
         .build("nope", &serde_json::Value::Null)
         .expect_err("unknown");
-    assert!(err.to_string().ends_with("known methods: ct, ip2p, identity"));
+    assert!(err
+        .to_string()
+        .ends_with("known methods: ct, ip2p, identity"));
     // The method is usable as a trait object shared across threads.
     fn assert_send_sync<T: Send + Sync + ?Sized>() {}
     assert_send_sync::<dyn EditMethod>();

@@ -31,6 +31,8 @@ pub struct Conv2d {
     weight: Tensor,
     bias: Option<Tensor>,
     shape: ConvShape,
+    /// Winograd-transformed weights of 3x3 / stride 1 / pad 1 convolutions, made on first CPU use.
+    winograd: std::sync::OnceLock<Option<kernels::WinogradWeights>>,
 }
 
 impl Conv2d {
@@ -55,7 +57,29 @@ impl Conv2d {
                 stride,
                 pad,
             },
+            winograd: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The CPU convolution of contiguous `f32` data: Winograd F(2x2, 3x3) for 3x3 / stride 1 /
+    /// pad 1 (2.25x fewer multiply-adds), im2col + GEMM otherwise.
+    fn cpu_conv(
+        &self,
+        xs: &[f32],
+        ws: &[f32],
+        nhw: (usize, usize, usize),
+        init: ConvInit<'_>,
+    ) -> Vec<f32> {
+        let s = self.shape;
+        if s.k == 3 && s.stride == 1 && s.pad == 1 {
+            let wino = self
+                .winograd
+                .get_or_init(|| Some(kernels::WinogradWeights::new(ws, s.cout, s.cin)));
+            if let Some(wt) = wino {
+                return kernels::conv3x3_winograd(xs, nhw, wt, init);
+            }
+        }
+        kernels::conv2d_nchw_fused(xs, nhw, s, ws, init)
     }
 
     /// The output channels.
@@ -144,11 +168,10 @@ impl Conv2d {
             with_cpu_f32(&x, |xs| {
                 with_cpu_f32(&self.weight, |ws| {
                     let run = |res: Option<&[f32]>| {
-                        kernels::conv2d_nchw_fused(
+                        self.cpu_conv(
                             xs,
-                            (n, h, w),
-                            self.shape,
                             ws,
+                            (n, h, w),
                             ConvInit {
                                 bias: bias.as_deref(),
                                 image_bias: image_bias.as_deref(),
@@ -192,7 +215,15 @@ impl Module for Conv2d {
             let bias = (!bias.is_empty()).then_some(bias.as_slice());
             with_cpu_f32(&x, |xs| {
                 with_cpu_f32(&self.weight, |ws| {
-                    kernels::conv2d_nchw(xs, (n, h, w), self.shape, ws, bias)
+                    self.cpu_conv(
+                        xs,
+                        ws,
+                        (n, h, w),
+                        ConvInit {
+                            bias,
+                            ..ConvInit::default()
+                        },
+                    )
                 })
             })
             .flatten()
