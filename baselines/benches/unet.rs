@@ -117,6 +117,12 @@ fn main() -> Result<()> {
     eprintln!("VAE encode {encode_s:.2} s, decode {decode_s:.2} s");
     let embeds = Tensor::rand(-1f32, 1f32, (3, 77, 768), &dev)?;
     let t = Instant::now();
+    let mut last = Instant::now();
+    let mut per_step = Vec::new();
+    let mut on_step = |_: usize, _: usize| {
+        per_step.push(last.elapsed().as_secs_f64());
+        last = Instant::now();
+    };
     let _ = pipeline
         .instruct_pix2pix(
             &embeds,
@@ -127,11 +133,14 @@ fn main() -> Result<()> {
                 image: 1.5,
             },
             &mut SeededNoise::new(0),
-            None,
+            Some(&mut on_step),
         )
         .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     let edit_s = t.elapsed().as_secs_f64();
-    eprintln!("whole Ip2p edit, {steps} steps (VAE encode + decode included): {edit_s:.2} s");
+    eprintln!(
+        "whole Ip2p edit, {steps} steps (VAE encode + decode included): {edit_s:.2} s; \
+         encode + step 1, then each step: {per_step:.2?} s"
+    );
     let json = serde_json::json!({
         "implementation": "emobench (candle 0.11.1 + fused CPU kernels)",
         "device": text("--device", "cpu"),
