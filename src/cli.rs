@@ -271,6 +271,12 @@ fn cmd_edit(a: EditArgs) -> anyhow::Result<()> {
         seed: a.seed,
     };
     let s = run_edit(&cfg, &crate::emoeditor::registry())?;
+    for w in &s.stand_ins {
+        eprintln!(
+            "STAND-IN weights used by {}: {w} (not a trained model)",
+            cfg.method
+        );
+    }
     eprintln!(
         "{}: {} jobs in shard {}/{}: {} written, {} already done -> {}",
         cfg.method,

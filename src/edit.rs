@@ -81,6 +81,8 @@ pub struct EditSummary {
     pub written: usize,
     /// Outputs that already existed and decoded.
     pub skipped: usize,
+    /// Weight files that are seeded stand-ins (named so the caller can say so).
+    pub stand_ins: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -184,6 +186,12 @@ pub fn run_edit(cfg: &EditConfig, registry: &Registry) -> Result<EditSummary, Ru
         .collect();
     let mut summary = EditSummary {
         jobs: mine.len(),
+        stand_ins: method
+            .weights()
+            .into_iter()
+            .filter(|w| w.stand_in)
+            .map(|w| format!("{}: {}", w.role, w.path))
+            .collect(),
         ..Default::default()
     };
     let pb = crate::progress::bar(mine.len() as u64, method.name());
