@@ -82,6 +82,7 @@ fn main() -> Result<()> {
     let sync = || dev.synchronize();
     let _ = unet.forward(&x, 999.0, &ctx)?; // warm-up
     sync()?;
+    let _ = baselines::kernels::timing::take();
     let mut unet_s = Vec::new();
     for _ in 0..repeats {
         let t = Instant::now();
@@ -90,6 +91,11 @@ fn main() -> Result<()> {
         unet_s.push(t.elapsed().as_secs_f64());
     }
     eprintln!("UNet batch {} at {size}x{size}: {unet_s:?} s", 3 * batch);
+    let kernels: Vec<(&str, f64)> = baselines::kernels::timing::take()
+        .into_iter()
+        .map(|(n, t)| (n, t / repeats.max(1) as f64))
+        .collect();
+    eprintln!("  per step, by CPU kernel family: {kernels:.3?}");
 
     let pipeline = EditPipeline {
         unet,

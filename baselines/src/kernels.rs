@@ -173,6 +173,16 @@ pub fn conv2d_nchw(
 /// straight into its place in the output.
 pub fn conv2d_nchw_fused(
     x: &[f32],
+    nhw: (usize, usize, usize),
+    shape: ConvShape,
+    weight: &[f32],
+    init: ConvInit<'_>,
+) -> Vec<f32> {
+    timing::timed(1, || conv_impl(x, nhw, shape, weight, init))
+}
+
+fn conv_impl(
+    x: &[f32],
     (n, h, w): (usize, usize, usize),
     shape: ConvShape,
     weight: &[f32],
@@ -662,6 +672,15 @@ const WINOGRAD_BAND_BYTES: usize = 8 << 20;
 /// convolution to a few units in the last place of the activations' magnitude.
 pub fn conv3x3_winograd(
     x: &[f32],
+    nhw: (usize, usize, usize),
+    wt: &WinogradWeights,
+    init: ConvInit<'_>,
+) -> Vec<f32> {
+    timing::timed(0, || winograd_impl(x, nhw, wt, init))
+}
+
+fn winograd_impl(
+    x: &[f32],
     (n, h, w): (usize, usize, usize),
     wt: &WinogradWeights,
     init: ConvInit<'_>,
@@ -669,29 +688,48 @@ pub fn conv3x3_winograd(
     let (cin, cout) = (wt.cin, wt.cout);
     let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
     let per_tile_bytes = 16 * 4 * (cin + cout);
-    let band_rows = (WINOGRAD_BAND_BYTES / (per_tile_bytes * tw).max(1)).clamp(1, th.max(1));
+    let budget_tiles = (WINOGRAD_BAND_BYTES / per_tile_bytes.max(1)).max(tw);
     let mut out = vec![0f32; n * cout * h * w];
-    for img in 0..n {
-        let src = &x[img * cin * h * w..(img + 1) * cin * h * w];
-        let dst_img = &mut out[img * cout * h * w..(img + 1) * cout * h * w];
-        let mut ty0 = 0;
-        while ty0 < th {
-            let ty1 = (ty0 + band_rows).min(th);
-            let tiles = (ty1 - ty0) * tw;
-            // V: 16 x cin x tiles.
-            let mut v = vec![0f32; 16 * cin * tiles];
-            let plane = cin * tiles;
-            {
-                // Split V by channel so each task writes its own rows of all 16 matrices.
-                let ptr = SyncPtr(v.as_mut_ptr());
-                (0..cin).into_par_iter().for_each(|c| {
-                    let p = &ptr;
-                    let xc = &src[c * h * w..(c + 1) * h * w];
-                    // The four zero-padded input rows of one tile row, w + 3 wide (the last tile
-                    // of an odd width reads one column past the padding).
-                    let pw = 2 * tw + 2;
-                    let mut rows = vec![0f32; 4 * pw];
-                    for ty in ty0..ty1 {
+    // Bands: several whole images when they are small (so the 16 products stay wide), else
+    // groups of tile rows of one image.
+    let mut bands: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)> = Vec::new();
+    let imgs_per_band = (budget_tiles / (th * tw).max(1)).max(1);
+    if imgs_per_band > 1 {
+        let mut i0 = 0;
+        while i0 < n {
+            let i1 = (i0 + imgs_per_band).min(n);
+            bands.push((i0..i1, 0..th));
+            i0 = i1;
+        }
+    } else {
+        let rows = (budget_tiles / tw).clamp(1, th.max(1));
+        for img in 0..n {
+            let mut ty0 = 0;
+            while ty0 < th {
+                let ty1 = (ty0 + rows).min(th);
+                bands.push((img..img + 1, ty0..ty1));
+                ty0 = ty1;
+            }
+        }
+    }
+    for (imgs, trows) in bands {
+        let per_img = trows.len() * tw;
+        let tiles = imgs.len() * per_img;
+        // V: 16 x cin x tiles, tile index (image, tile row, tile column).
+        let mut v = vec![0f32; 16 * cin * tiles];
+        let plane = cin * tiles;
+        {
+            // Split V by channel so each task writes its own rows of all 16 matrices.
+            let ptr = SyncPtr(v.as_mut_ptr());
+            (0..cin).into_par_iter().for_each(|c| {
+                let p = &ptr;
+                // The four zero-padded input rows of one tile row, w + 3 wide (the last tile of
+                // an odd width reads one column past the padding).
+                let pw = 2 * tw + 2;
+                let mut rows = vec![0f32; 4 * pw];
+                for (k, img) in imgs.clone().enumerate() {
+                    let xc = &x[(img * cin + c) * h * w..(img * cin + c + 1) * h * w];
+                    for ty in trows.clone() {
                         for (i, row) in rows.chunks_mut(pw).enumerate() {
                             row.fill(0.0);
                             let y = 2 * ty + i;
@@ -699,7 +737,7 @@ pub fn conv3x3_winograd(
                                 row[1..=w].copy_from_slice(&xc[(y - 1) * w..y * w]);
                             }
                         }
-                        let base = (ty - ty0) * tw;
+                        let base = k * per_img + (ty - trows.start) * tw;
                         for tx in 0..tw {
                             let x0 = 2 * tx;
                             let d = |i: usize, j: usize| rows[i * pw + x0 + j];
@@ -731,79 +769,80 @@ pub fn conv3x3_winograd(
                             }
                         }
                     }
-                });
-            }
-            // M: 16 x cout x tiles, one single-threaded product per ξ, in parallel.
-            let mut m = vec![0f32; 16 * cout * tiles];
-            m.par_chunks_mut(cout * tiles)
-                .enumerate()
-                .for_each(|(xi, mx)| {
-                    let lhs = &wt.u[xi * cout * cin..(xi + 1) * cout * cin];
-                    let rhs = &v[xi * plane..(xi + 1) * plane];
-                    // SAFETY: lhs is cout x cin, rhs cin x tiles, mx cout x tiles, all dense
-                    // row-major; mx is this task's own chunk.
-                    unsafe {
-                        gemm::gemm(
-                            cout,
-                            tiles,
-                            cin,
-                            mx.as_mut_ptr(),
-                            1,
-                            tiles as isize,
-                            false,
-                            lhs.as_ptr(),
-                            1,
-                            cin as isize,
-                            rhs.as_ptr(),
-                            1,
-                            tiles as isize,
-                            0.0f32,
-                            1.0f32,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::None,
-                        );
-                    }
-                });
-            // Output transform A^T m A plus init, one task per output channel.
-            let image_bias = init.image_bias.map(|b| &b[img * cout..(img + 1) * cout]);
-            let residual = init
-                .residual
-                .map(|r| &r[img * cout * h * w..(img + 1) * cout * h * w]);
-            dst_img
-                .par_chunks_mut(h * w)
-                .enumerate()
-                .for_each(|(o, yo)| {
-                    let b = init.bias.map_or(0.0, |b| b[o]) + image_bias.map_or(0.0, |b| b[o]);
-                    let res = residual.map(|r| &r[o * h * w..(o + 1) * h * w]);
-                    for ty in ty0..ty1 {
-                        for tx in 0..tw {
-                            let t_idx = (ty - ty0) * tw + tx;
-                            let mv = |xi: usize| m[(xi * cout + o) * tiles + t_idx];
-                            let a = [
-                                [0, 1, 2, 3].map(|j| mv(j) + mv(4 + j) + mv(8 + j)),
-                                [0, 1, 2, 3].map(|j| mv(4 + j) - mv(8 + j) - mv(12 + j)),
-                            ];
-                            for (r, row) in a.iter().enumerate() {
-                                let y = 2 * ty + r;
-                                if y >= h {
-                                    continue;
-                                }
-                                let pair = [row[0] + row[1] + row[2], row[1] - row[2] - row[3]];
-                                for (c, val) in pair.iter().enumerate() {
-                                    let xx = 2 * tx + c;
-                                    if xx < w {
-                                        let at = y * w + xx;
-                                        yo[at] = val + b + res.map_or(0.0, |r| r[at]);
-                                    }
+                }
+            });
+        }
+        // M: 16 x cout x tiles, one single-threaded product per ξ, in parallel.
+        let mut m = vec![0f32; 16 * cout * tiles];
+        m.par_chunks_mut(cout * tiles)
+            .enumerate()
+            .for_each(|(xi, mx)| {
+                let lhs = &wt.u[xi * cout * cin..(xi + 1) * cout * cin];
+                let rhs = &v[xi * plane..(xi + 1) * plane];
+                // SAFETY: lhs is cout x cin, rhs cin x tiles, mx cout x tiles, all dense
+                // row-major; mx is this task's own chunk.
+                unsafe {
+                    gemm::gemm(
+                        cout,
+                        tiles,
+                        cin,
+                        mx.as_mut_ptr(),
+                        1,
+                        tiles as isize,
+                        false,
+                        lhs.as_ptr(),
+                        1,
+                        cin as isize,
+                        rhs.as_ptr(),
+                        1,
+                        tiles as isize,
+                        0.0f32,
+                        1.0f32,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            });
+        // Output transform A^T m A plus init, one task per (image, output channel).
+        let region = &mut out[imgs.start * cout * h * w..imgs.end * cout * h * w];
+        region
+            .par_chunks_mut(h * w)
+            .enumerate()
+            .for_each(|(ko, yo)| {
+                let (k, o) = (ko / cout, ko % cout);
+                let img = imgs.start + k;
+                let b = init.bias.map_or(0.0, |b| b[o])
+                    + init.image_bias.map_or(0.0, |b| b[img * cout + o]);
+                let res = init
+                    .residual
+                    .map(|r| &r[(img * cout + o) * h * w..(img * cout + o + 1) * h * w]);
+                for ty in trows.clone() {
+                    for tx in 0..tw {
+                        let t_idx = k * per_img + (ty - trows.start) * tw + tx;
+                        let mv = |xi: usize| m[(xi * cout + o) * tiles + t_idx];
+                        let a = [
+                            [0, 1, 2, 3].map(|j| mv(j) + mv(4 + j) + mv(8 + j)),
+                            [0, 1, 2, 3].map(|j| mv(4 + j) - mv(8 + j) - mv(12 + j)),
+                        ];
+                        for (r, row) in a.iter().enumerate() {
+                            let y = 2 * ty + r;
+                            if y >= h {
+                                continue;
+                            }
+                            let pair = [row[0] + row[1] + row[2], row[1] - row[2] - row[3]];
+                            for (c, val) in pair.iter().enumerate() {
+                                let xx = 2 * tx + c;
+                                if xx < w {
+                                    let at = y * w + xx;
+                                    yo[at] = val + b + res.map_or(0.0, |r| r[at]);
                                 }
                             }
                         }
                     }
-                });
-            ty0 = ty1;
-        }
+                }
+            });
     }
     out
 }
@@ -812,3 +851,38 @@ pub fn conv3x3_winograd(
 struct SyncPtr(*mut f32);
 // SAFETY: used only where every task writes a disjoint set of indices (see the call sites).
 unsafe impl Sync for SyncPtr {}
+
+/// Time spent per kernel family, for `cargo bench --bench unet` (nanoseconds, relaxed counters).
+pub mod timing {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Instant;
+
+    /// The kernel families.
+    pub const NAMES: [&str; 7] = [
+        "conv winograd",
+        "conv im2col",
+        "attention",
+        "linear",
+        "group norm",
+        "geglu",
+        "token projections",
+    ];
+    static NANOS: [AtomicU64; 7] = [const { AtomicU64::new(0) }; 7];
+
+    /// Runs `f`, adding its wall time to family `i`.
+    pub fn timed<R>(i: usize, f: impl FnOnce() -> R) -> R {
+        let t = Instant::now();
+        let r = f();
+        NANOS[i].fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        r
+    }
+
+    /// Seconds per family since the last reset, and resets.
+    pub fn take() -> Vec<(&'static str, f64)> {
+        NAMES
+            .iter()
+            .zip(&NANOS)
+            .map(|(n, a)| (*n, a.swap(0, Ordering::Relaxed) as f64 * 1e-9))
+            .collect()
+    }
+}

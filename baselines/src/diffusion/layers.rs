@@ -100,7 +100,9 @@ impl Conv2d {
         let out = with_cpu_f32(&x, |xs| {
             with_cpu_f32(&self.weight, |ws| {
                 with_cpu_f32(bias, |b| {
-                    kernels::channels_to_tokens(xs, (n, c, h * w), ws, b)
+                    kernels::timing::timed(6, || {
+                        kernels::channels_to_tokens(xs, (n, c, h * w), ws, b)
+                    })
                 })
             })
         })
@@ -122,7 +124,9 @@ impl Conv2d {
             with_cpu_f32(&self.weight, |ws| {
                 with_cpu_f32(bias, |b| {
                     with_cpu_f32(&residual, |r| {
-                        kernels::tokens_to_channels(ts, (n, c, hw), ws, b, r)
+                        kernels::timing::timed(6, || {
+                            kernels::tokens_to_channels(ts, (n, c, hw), ws, b, r)
+                        })
                     })
                 })
             })
@@ -268,7 +272,9 @@ impl GroupNorm {
         let fast = with_cpu_f32(&x, |xs| {
             with_cpu_f32(&self.weight, |w| {
                 with_cpu_f32(&self.bias, |b| {
-                    kernels::group_norm(xs, n, c, spatial, self.groups, self.eps, w, b, silu)
+                    kernels::timing::timed(4, || {
+                        kernels::group_norm(xs, n, c, spatial, self.groups, self.eps, w, b, silu)
+                    })
                 })
             })
         })
@@ -337,7 +343,9 @@ impl Module for Linear {
         let fast = bias.and_then(|bias| {
             with_cpu_f32(&x, |xs| {
                 with_cpu_f32(&self.weight, |ws| {
-                    kernels::linear(xs, rows, ws, cin, bias.as_deref())
+                    kernels::timing::timed(3, || {
+                        kernels::linear(xs, rows, ws, cin, bias.as_deref())
+                    })
                 })
             })
             .flatten()
@@ -388,7 +396,9 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool)
         with_cpu_f32(&kc, |ks| {
             with_cpu_f32(&vc, |vs| {
                 let scale = 1.0 / (hd as f32).sqrt();
-                kernels::attention(qs, ks, vs, (b, tq, tk), heads, hd, scale, causal)
+                kernels::timing::timed(2, || {
+                    kernels::attention(qs, ks, vs, (b, tq, tk), heads, hd, scale, causal)
+                })
             })
         })
     })
@@ -425,7 +435,9 @@ pub fn geglu(x: &Tensor) -> Result<Tensor> {
     let mut dims = x.dims().to_vec();
     let last = dims.len() - 1;
     let half = dims[last] / 2;
-    if let Some(out) = with_cpu_f32(&x, |xs| kernels::geglu(xs, half)) {
+    if let Some(out) = with_cpu_f32(&x, |xs| {
+        kernels::timing::timed(5, || kernels::geglu(xs, half))
+    }) {
         dims[last] = half;
         return Tensor::from_vec(out, dims, x.device());
     }
