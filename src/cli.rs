@@ -98,28 +98,8 @@ impl PredictorArgs {
 
 /// Parses `cpu` or `cuda:N`.
 pub fn parse_device(s: &str) -> anyhow::Result<Device> {
-    match s {
-        "cpu" => Ok(Device::Cpu),
-        other => {
-            let n = other
-                .strip_prefix("cuda")
-                .map(|r| r.trim_start_matches(':'))
-                .map(|r| {
-                    if r.is_empty() {
-                        Ok(0)
-                    } else {
-                        r.parse::<usize>()
-                    }
-                })
-                .transpose()
-                .ok()
-                .flatten()
-                .with_context(|| format!("--device '{other}': expected cpu or cuda:N"))?;
-            Device::new_cuda(n).with_context(|| {
-                format!("--device {other}: CUDA unavailable (build with `--features cuda`)")
-            })
-        }
-    }
+    baselines::ip2p::parse_device(s)
+        .map_err(|e| anyhow::anyhow!("--device {e} (CUDA needs a build with `--features cuda`)"))
 }
 
 /// `emobench demo`.

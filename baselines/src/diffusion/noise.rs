@@ -52,8 +52,8 @@ impl NoiseSource for SeededNoise {
     }
 }
 
-/// Replays recorded draws in order (fixture tests); panics-free: running out is reported by
-/// returning zeros and setting [`ReplayNoise::exhausted`].
+/// Replays recorded draws in order (fixture tests). It never panics: running out, or a tensor of
+/// the wrong length, returns zeros and sets [`ReplayNoise::exhausted`].
 #[derive(Debug, Clone, Default)]
 pub struct ReplayNoise {
     normals: std::collections::VecDeque<Vec<f32>>,
