@@ -146,6 +146,30 @@ struct Level {
     resample: Option<Conv2d>,
 }
 
+/// `count` residual blocks `resnets.{j}` (no timestep embedding), the first from `cin` channels.
+fn resnet_stack(
+    vb: &VarBuilder,
+    count: usize,
+    cin: usize,
+    out: usize,
+    groups: usize,
+) -> Result<Vec<ResnetBlock>> {
+    (0..count)
+        .map(|j| {
+            let rin = if j == 0 { cin } else { out };
+            ResnetBlock::new(
+                vb.pp(format!("resnets.{j}")),
+                rin,
+                out,
+                None,
+                groups,
+                EPS,
+                1.0,
+            )
+        })
+        .collect()
+}
+
 /// The posterior q(z | x): a diagonal Gaussian.
 #[derive(Debug, Clone)]
 pub struct Posterior {
@@ -194,20 +218,7 @@ impl AutoencoderKl {
         for (i, &out) in ch.iter().enumerate() {
             let vbb = enc.pp(format!("down_blocks.{i}"));
             let cin = if i == 0 { ch[0] } else { ch[i - 1] };
-            let resnets = (0..config.layers_per_block)
-                .map(|j| {
-                    let rin = if j == 0 { cin } else { out };
-                    ResnetBlock::new(
-                        vbb.pp(format!("resnets.{j}")),
-                        rin,
-                        out,
-                        None,
-                        groups,
-                        EPS,
-                        1.0,
-                    )
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let resnets = resnet_stack(&vbb, config.layers_per_block, cin, out, groups)?;
             // diffusers pads right and bottom by one, then convolves without padding.
             let resample = if i + 1 < levels {
                 Some(Conv2d::new(
@@ -230,20 +241,7 @@ impl AutoencoderKl {
         for i in 0..levels {
             let vbb = dec.pp(format!("up_blocks.{i}"));
             let out = ch[levels - 1 - i];
-            let resnets = (0..=config.layers_per_block)
-                .map(|j| {
-                    let rin = if j == 0 { prev } else { out };
-                    ResnetBlock::new(
-                        vbb.pp(format!("resnets.{j}")),
-                        rin,
-                        out,
-                        None,
-                        groups,
-                        EPS,
-                        1.0,
-                    )
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let resnets = resnet_stack(&vbb, config.layers_per_block + 1, prev, out, groups)?;
             let resample = if i + 1 < levels {
                 Some(Conv2d::new(vbb.pp("upsamplers.0.conv"), out, out, 3, 1, 1)?)
             } else {
