@@ -115,11 +115,7 @@ pub fn parse_dtype(s: &str, device: &Device) -> Result<DType, String> {
 impl Ip2pOptions {
     /// Reads options from JSON (`null`: defaults) and checks them.
     pub fn from_json(value: &serde_json::Value) -> Result<Self, EditError> {
-        let opts: Self = if value.is_null() {
-            Self::default()
-        } else {
-            serde_json::from_value(value.clone()).map_err(|e| invalid("options", e.to_string()))?
-        };
+        let opts: Self = crate::method::options_from_json(DISPLAY_NAME, value)?;
         if opts.steps == 0 {
             return Err(invalid("steps", "must be at least 1"));
         }

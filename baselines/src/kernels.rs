@@ -298,6 +298,26 @@ fn gemm_views(
     (rhs, rrs, rcs): (&[f32], usize, usize),
     accumulate: bool,
 ) {
+    gemm_views_with(
+        (m, n, k),
+        dst,
+        (lhs, lrs, lcs),
+        (rhs, rrs, rcs),
+        (accumulate, 1.0),
+        gemm::Parallelism::Rayon(rayon::current_num_threads()),
+    );
+}
+
+/// [`gemm_views`] with `dst = scale * lhs · rhs` (plus `dst` when accumulating) and a choice of
+/// threading: single-threaded products inside tasks that are already parallel.
+fn gemm_views_with(
+    (m, n, k): (usize, usize, usize),
+    dst: View<'_>,
+    (lhs, lrs, lcs): (&[f32], usize, usize),
+    (rhs, rrs, rcs): (&[f32], usize, usize),
+    (accumulate, scale): (bool, f32),
+    parallelism: gemm::Parallelism,
+) {
     assert!(fits(dst.data.len(), (m, n), (dst.rs, dst.cs)));
     assert!(fits(lhs.len(), (m, k), (lrs, lcs)) && fits(rhs.len(), (k, n), (rrs, rcs)));
     // SAFETY: the assertions bound every element each view addresses inside its slice, and
@@ -318,11 +338,11 @@ fn gemm_views(
             rcs as isize,
             rrs as isize,
             1.0f32,
-            1.0f32,
+            scale,
             false,
             false,
             false,
-            gemm::Parallelism::Rayon(rayon::current_num_threads()),
+            parallelism,
         );
     }
 }
@@ -489,7 +509,6 @@ pub fn attention(
     causal: bool,
 ) -> Vec<f32> {
     let inner = heads * hd;
-    assert!(q.len() >= b * tq * inner && k.len() >= b * tk * inner && v.len() >= b * tk * inner);
     let blocks: Vec<Vec<f32>> = (0..b * heads)
         .into_par_iter()
         .map(|bh| {
@@ -498,32 +517,14 @@ pub fn attention(
             let kp = &k[bi * tk * inner + h * hd..];
             let vp = &v[bi * tk * inner + h * hd..];
             let mut scores = vec![0f32; tq * tk];
-            // SAFETY: q, k and v views start inside their buffers (asserted above) and reach at
-            // most (t - 1) * inner + hd elements further, which the assertion also covers;
-            // `scores` is tq x tk and owned here.
-            unsafe {
-                gemm::gemm(
-                    tq,
-                    tk,
-                    hd,
-                    scores.as_mut_ptr(),
-                    1,
-                    tk as isize,
-                    false,
-                    qp.as_ptr(),
-                    1,
-                    inner as isize,
-                    kp.as_ptr(),
-                    inner as isize,
-                    1,
-                    0.0f32,
-                    scale,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
+            gemm_views_with(
+                (tq, tk, hd),
+                View::new(&mut scores, tk, 1),
+                (qp, inner, 1),
+                (kp, 1, inner),
+                (false, scale),
+                gemm::Parallelism::None,
+            );
             for (i, row) in scores.chunks_mut(tk).enumerate() {
                 let valid = if causal { (i + 1).min(tk) } else { tk };
                 let max = row[..valid]
@@ -545,30 +546,14 @@ pub fn attention(
                 row[valid..].fill(0.0);
             }
             let mut out = vec![0f32; tq * hd];
-            // SAFETY: as above; `out` is tq x hd and owned here.
-            unsafe {
-                gemm::gemm(
-                    tq,
-                    hd,
-                    tk,
-                    out.as_mut_ptr(),
-                    1,
-                    hd as isize,
-                    false,
-                    scores.as_ptr(),
-                    1,
-                    tk as isize,
-                    vp.as_ptr(),
-                    1,
-                    inner as isize,
-                    0.0f32,
-                    1.0f32,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
+            gemm_views_with(
+                (tq, hd, tk),
+                View::new(&mut out, hd, 1),
+                (&scores, tk, 1),
+                (vp, inner, 1),
+                (false, 1.0),
+                gemm::Parallelism::None,
+            );
             out
         })
         .collect();
@@ -779,31 +764,14 @@ fn winograd_impl(
             .for_each(|(xi, mx)| {
                 let lhs = &wt.u[xi * cout * cin..(xi + 1) * cout * cin];
                 let rhs = &v[xi * plane..(xi + 1) * plane];
-                // SAFETY: lhs is cout x cin, rhs cin x tiles, mx cout x tiles, all dense
-                // row-major; mx is this task's own chunk.
-                unsafe {
-                    gemm::gemm(
-                        cout,
-                        tiles,
-                        cin,
-                        mx.as_mut_ptr(),
-                        1,
-                        tiles as isize,
-                        false,
-                        lhs.as_ptr(),
-                        1,
-                        cin as isize,
-                        rhs.as_ptr(),
-                        1,
-                        tiles as isize,
-                        0.0f32,
-                        1.0f32,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
-                }
+                gemm_views_with(
+                    (cout, tiles, cin),
+                    View::new(mx, tiles, 1),
+                    (lhs, cin, 1),
+                    (rhs, tiles, 1),
+                    (false, 1.0),
+                    gemm::Parallelism::None,
+                );
             });
         // Output transform A^T m A plus init, one task per (image, output channel).
         let region = &mut out[imgs.start * cout * h * w..imgs.end * cout * h * w];

@@ -173,6 +173,19 @@ pub enum EditError {
     },
 }
 
+/// A method's options from `--options` JSON: `null` means all defaults; anything serde rejects
+/// (an unknown field, a wrong type) is an [`EditError::InvalidOption`] of `method`.
+pub fn options_from_json<T: serde::de::DeserializeOwned + Default>(
+    method: &str,
+    value: &serde_json::Value,
+) -> Result<T, EditError> {
+    if value.is_null() {
+        return Ok(T::default());
+    }
+    serde_json::from_value(value.clone())
+        .map_err(|e| EditError::invalid_option(method, "options", e.to_string()))
+}
+
 impl EditError {
     /// An [`EditError::InvalidOption`] of `method`.
     pub fn invalid_option(method: &str, option: &str, reason: impl Into<String>) -> Self {

@@ -127,11 +127,7 @@ fn missing(what: &str, e: impl std::fmt::Display) -> EditError {
 impl EmoEditorOptions {
     /// Reads options from JSON (`null`: defaults) and checks them.
     pub fn from_json(value: &serde_json::Value) -> Result<Self, EditError> {
-        let opts: Self = if value.is_null() {
-            Self::default()
-        } else {
-            serde_json::from_value(value.clone()).map_err(|e| invalid("options", e.to_string()))?
-        };
+        let opts: Self = baselines::method::options_from_json(DISPLAY_NAME, value)?;
         opts.critic()?;
         if opts.steps == 0 {
             return Err(invalid("steps", "must be at least 1"));

@@ -138,15 +138,7 @@ impl CtOptions {
 
     /// Options from a JSON object (`null` gives the defaults).
     pub fn from_json(value: &serde_json::Value) -> Result<Self, EditError> {
-        let opts: Self = if value.is_null() {
-            Self::default()
-        } else {
-            serde_json::from_value(value.clone()).map_err(|e| EditError::InvalidOption {
-                method: DISPLAY_NAME.into(),
-                option: "options".into(),
-                reason: e.to_string(),
-            })?
-        };
+        let opts: Self = crate::method::options_from_json(DISPLAY_NAME, value)?;
         opts.validate()?;
         Ok(opts)
     }

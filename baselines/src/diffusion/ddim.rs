@@ -20,8 +20,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    check_len, training_alphas_cumprod, BetaSchedule, PredictionType, SchedulerError, StepOutput,
-    TimestepSpacing,
+    check_len, mix, training_alphas_cumprod, BetaSchedule, PredictionType, SchedulerError,
+    StepOutput, TimestepSpacing,
 };
 
 /// The configuration of a DDIM scheduler, with diffusers' field names and class defaults, so that
@@ -352,14 +352,7 @@ impl Ddim {
         noise: &[f32],
         timestep: i64,
     ) -> Result<Vec<f32>, SchedulerError> {
-        check_len("noise", noise, original.len())?;
         let a = self.alpha_at(timestep)?;
-        let sqrt_alpha = a.sqrt();
-        let sqrt_one_minus = (1.0 - a).sqrt();
-        Ok(original
-            .iter()
-            .zip(noise)
-            .map(|(&x, &z)| sqrt_alpha * x + sqrt_one_minus * z)
-            .collect())
+        mix(original, a.sqrt(), noise, (1.0 - a).sqrt())
     }
 }

@@ -12,8 +12,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    check_len, training_alphas_cumprod, BetaSchedule, PredictionType, SchedulerError, StepOutput,
-    TimestepSpacing,
+    check_len, mix, training_alphas_cumprod, BetaSchedule, PredictionType, SchedulerError,
+    StepOutput, TimestepSpacing,
 };
 
 /// The configuration of an Euler ancestral scheduler, with diffusers' field names and class
@@ -305,12 +305,7 @@ impl EulerAncestral {
         noise: &[f32],
         step_index: usize,
     ) -> Result<Vec<f32>, SchedulerError> {
-        check_len("noise", noise, original.len())?;
         let (sigma, _) = self.sigma(step_index)?;
-        Ok(original
-            .iter()
-            .zip(noise)
-            .map(|(&x, &z)| x + z * sigma)
-            .collect())
+        mix(original, 1.0, noise, sigma)
     }
 }

@@ -203,6 +203,21 @@ pub(crate) fn training_alphas_cumprod(
     Ok(alphas_cumprod(&betas))
 }
 
+/// `a * original + b * noise`, elementwise: the forward (noising) process of both schedulers.
+pub(crate) fn mix(
+    original: &[f32],
+    a: f32,
+    noise: &[f32],
+    b: f32,
+) -> Result<Vec<f32>, SchedulerError> {
+    check_len("noise", noise, original.len())?;
+    Ok(original
+        .iter()
+        .zip(noise)
+        .map(|(&x, &z)| a * x + b * z)
+        .collect())
+}
+
 /// Fails unless `got` has the sample's number of elements.
 pub(crate) fn check_len(
     what: &'static str,
