@@ -79,7 +79,7 @@ fn linear_any(vb: VarBuilder, dim: usize) -> Result<Linear> {
             _ => return Err(e),
         },
     };
-    Ok(Linear::new(weight, Some(vb.get(dim, "bias")?)))
+    Linear::new(weight, Some(vb.get(dim, "bias")?))
 }
 
 impl VaeAttention {

@@ -9,6 +9,13 @@
 
 use rayon::prelude::*;
 
+pub mod fastmath;
+mod winograd;
+
+pub use winograd::{conv3x3_winograd, WinogradTile, WinogradWeights};
+
+use fastmath::vectorised;
+
 /// Unfolds images laid out C x N x H x W (one image: plain C x H x W) into the (C k k) x (N Ho Wo)
 /// patch matrix, zero-padded: row (c, ky, kx), column (n, oy, ox), matching the (out, in, k, k)
 /// weight layout of PyTorch convolutions. `out` must hold `c k k n ho wo` values.
@@ -347,26 +354,32 @@ fn gemm_views_with(
     }
 }
 
-/// A linear layer on rows: `x` (rows, cin) times `weight` (cout, cin) transposed, plus `bias`,
-/// as one GEMM over all rows.
+/// A linear layer on rows: `x` (rows, cin) times `weight_t` (cin, cout, the transpose of
+/// PyTorch's (out, in) weight, made once at load time so the product streams it row by row),
+/// plus `bias`, as one GEMM over all rows.
 pub fn linear(
     x: &[f32],
     rows: usize,
-    weight: &[f32],
+    weight_t: &[f32],
     cin: usize,
     bias: Option<&[f32]>,
 ) -> Vec<f32> {
-    let cout = weight.len() / cin;
-    let mut out = vec![0f32; rows * cout];
-    if let Some(b) = bias {
-        out.par_chunks_mut(cout)
-            .for_each(|row| row.copy_from_slice(b));
-    }
+    let cout = weight_t.len() / cin.max(1);
+    let mut out = match bias {
+        Some(b) => {
+            let mut out = Vec::with_capacity(rows * cout);
+            for _ in 0..rows {
+                out.extend_from_slice(b);
+            }
+            out
+        }
+        None => vec![0f32; rows * cout],
+    };
     gemm_views(
         (rows, cout, cin),
         View::new(&mut out, cout, 1),
         (x, cin, 1),
-        (weight, 1, cin),
+        (weight_t, cout, 1),
         bias.is_some(),
     );
     out
@@ -430,7 +443,7 @@ pub fn tokens_to_channels(
 
 /// Zero for subnormal values: arithmetic on them is two orders of magnitude slower on x86, and
 /// they are below anything the pipelines can resolve.
-#[inline]
+#[inline(always)]
 fn flush(v: f32) -> f32 {
     if v.abs() < f32::MIN_POSITIVE {
         0.0
@@ -462,41 +475,45 @@ pub fn group_norm(
         .enumerate()
         .for_each(|(ng, (dst, src))| {
             let g = ng % groups;
-            // Two passes in f64: the mean first, then the centred sum of squares, which avoids
-            // the cancellation of E[x^2] - E[x]^2 on large activations.
-            let mean = src.iter().map(|&v| v as f64).sum::<f64>() / len as f64;
-            let var = src
-                .iter()
-                .map(|&v| {
-                    let d = v as f64 - mean;
-                    d * d
-                })
-                .sum::<f64>()
-                / len as f64;
-            let inv = 1.0 / (var + eps).sqrt();
-            for ci in 0..per_group {
-                let ch = g * per_group + ci;
-                let scale = (weight[ch] as f64 * inv) as f32;
-                let shift = (bias[ch] as f64 - mean * weight[ch] as f64 * inv) as f32;
-                let s = &src[ci * spatial..(ci + 1) * spatial];
-                let d = &mut dst[ci * spatial..(ci + 1) * spatial];
-                for (o, &v) in d.iter_mut().zip(s) {
-                    let y = v * scale + shift;
-                    *o = if silu {
-                        flush(y / (1.0 + (-y).exp()))
+            vectorised(|| {
+                let (mean, var) = fastmath::mean_var(src);
+                let inv = 1.0 / (var + eps).sqrt();
+                for ci in 0..per_group {
+                    let ch = g * per_group + ci;
+                    let scale = (weight[ch] as f64 * inv) as f32;
+                    let shift = (bias[ch] as f64 - mean * weight[ch] as f64 * inv) as f32;
+                    let s = &src[ci * spatial..(ci + 1) * spatial];
+                    let d = &mut dst[ci * spatial..(ci + 1) * spatial];
+                    if silu {
+                        for (o, &v) in d.iter_mut().zip(s) {
+                            *o = flush(fastmath::silu(v * scale + shift));
+                        }
                     } else {
-                        y
-                    };
+                        for (o, &v) in d.iter_mut().zip(s) {
+                            *o = v * scale + shift;
+                        }
+                    }
                 }
-            }
+            });
         });
     out
 }
 
+/// Query rows per attention task: the block's scores (rows x keys) stay in the core's L2 cache
+/// between the two products and the softmax.
+const QUERY_BLOCK: usize = 64;
+
+thread_local! {
+    /// Per-thread scores and output block of [`attention`], reused across calls.
+    static ATTENTION_SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
 /// Multi-head scaled dot-product attention on row-major buffers: `q` is (b, tq, heads * hd),
 /// `k` and `v` are (b, tk, heads * hd); returns (b, tq, heads * hd). `causal` masks keys after
-/// the query. Each (batch, head) pair is one task: two single-threaded GEMMs on strided views
-/// and an in-place softmax, so no (b, heads, tq, tk) score tensor is ever allocated.
+/// the query. Each (batch, head, block of query rows) is one task: two single-threaded GEMMs on
+/// strided views and a softmax between them on scores that never leave the cache, so no
+/// (b, heads, tq, tk) score tensor is ever allocated.
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     q: &[f32],
@@ -509,62 +526,53 @@ pub fn attention(
     causal: bool,
 ) -> Vec<f32> {
     let inner = heads * hd;
-    let blocks: Vec<Vec<f32>> = (0..b * heads)
-        .into_par_iter()
-        .map(|bh| {
-            let (bi, h) = (bh / heads, bh % heads);
-            let qp = &q[bi * tq * inner + h * hd..];
-            let kp = &k[bi * tk * inner + h * hd..];
-            let vp = &v[bi * tk * inner + h * hd..];
-            let mut scores = vec![0f32; tq * tk];
+    let blocks = tq.div_ceil(QUERY_BLOCK);
+    let mut result = vec![0f32; b * tq * inner];
+    let ptr = SyncPtr(result.as_mut_ptr());
+    (0..b * heads * blocks).into_par_iter().for_each(|task| {
+        let p = &ptr;
+        let (bh, blk) = (task / blocks, task % blocks);
+        let (bi, h) = (bh / heads, bh % heads);
+        let q0 = blk * QUERY_BLOCK;
+        let rows = QUERY_BLOCK.min(tq - q0);
+        let qp = &q[(bi * tq + q0) * inner + h * hd..];
+        let kp = &k[bi * tk * inner + h * hd..];
+        let vp = &v[bi * tk * inner + h * hd..];
+        ATTENTION_SCRATCH.with(|scratch| {
+            let (scores, out) = &mut *scratch.borrow_mut();
+            scores.resize(rows * tk, 0.0);
+            out.resize(rows * hd, 0.0);
             gemm_views_with(
-                (tq, tk, hd),
-                View::new(&mut scores, tk, 1),
+                (rows, tk, hd),
+                View::new(scores, tk, 1),
                 (qp, inner, 1),
                 (kp, 1, inner),
                 (false, scale),
                 gemm::Parallelism::None,
             );
-            for (i, row) in scores.chunks_mut(tk).enumerate() {
-                let valid = if causal { (i + 1).min(tk) } else { tk };
-                let max = row[..valid]
-                    .iter()
-                    .copied()
-                    .fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                for s in &mut row[..valid] {
-                    // Subnormal weights (scores far below the max) are flushed to zero: they
-                    // change no sum, and the next product would run ~100x slower on them.
-                    let e = (*s - max).exp();
-                    *s = if e < f32::MIN_POSITIVE { 0.0 } else { e };
-                    sum += *s;
+            vectorised(|| {
+                for (i, row) in scores.chunks_mut(tk).enumerate() {
+                    let valid = if causal { (q0 + i + 1).min(tk) } else { tk };
+                    fastmath::softmax_in_place(&mut row[..valid]);
+                    row[valid..].fill(0.0);
                 }
-                let inv = 1.0 / sum;
-                for s in &mut row[..valid] {
-                    *s *= inv;
-                }
-                row[valid..].fill(0.0);
-            }
-            let mut out = vec![0f32; tq * hd];
+            });
             gemm_views_with(
-                (tq, hd, tk),
-                View::new(&mut out, hd, 1),
-                (&scores, tk, 1),
+                (rows, hd, tk),
+                View::new(out, hd, 1),
+                (scores, tk, 1),
                 (vp, inner, 1),
                 (false, 1.0),
                 gemm::Parallelism::None,
             );
-            out
-        })
-        .collect();
-    let mut result = vec![0f32; b * tq * inner];
-    for (bh, block) in blocks.iter().enumerate() {
-        let (bi, h) = (bh / heads, bh % heads);
-        for (t, row) in block.chunks(hd).enumerate() {
-            let at = (bi * tq + t) * inner + h * hd;
-            result[at..at + hd].copy_from_slice(row);
-        }
-    }
+            for (i, row) in out.chunks(hd).enumerate() {
+                let at = (bi * tq + q0 + i) * inner + h * hd;
+                // SAFETY: `at + hd <= b * tq * inner`, and the (batch, head, query row) slots
+                // of different tasks are disjoint.
+                unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), p.0.add(at), hd) };
+            }
+        });
+    });
     result
 }
 
@@ -575,12 +583,14 @@ pub fn geglu(x: &[f32], inner: usize) -> Vec<f32> {
     let mut out = vec![0f32; rows * inner];
     out.par_chunks_mut(inner)
         .zip(x.par_chunks(2 * inner))
+        .with_min_len(8)
         .for_each(|(o, row)| {
             let (a, g) = row.split_at(inner);
-            for ((o, &a), &g) in o.iter_mut().zip(a).zip(g) {
-                let gelu = 0.5 * g * (1.0 + libm::erff(g * std::f32::consts::FRAC_1_SQRT_2));
-                *o = a * gelu;
-            }
+            vectorised(|| {
+                for ((o, &a), &g) in o.iter_mut().zip(a).zip(g) {
+                    *o = a * fastmath::gelu(g);
+                }
+            });
         });
     out
 }
@@ -604,215 +614,6 @@ pub fn keep_freed_memory() {
             mallopt(M_TRIM_THRESHOLD, i32::MAX);
         }
     }
-}
-
-/// 3x3 convolution weights transformed for Winograd F(2x2, 3x3): `U = G g G^T` for every
-/// (output, input) channel pair, stored as 16 matrices of cout x cin.
-#[derive(Debug, Clone)]
-pub struct WinogradWeights {
-    u: Vec<f32>,
-    cout: usize,
-    cin: usize,
-}
-
-impl WinogradWeights {
-    /// Transforms a (cout, cin, 3, 3) weight.
-    pub fn new(weight: &[f32], cout: usize, cin: usize) -> Self {
-        let mut u = vec![0f32; 16 * cout * cin];
-        for o in 0..cout {
-            for i in 0..cin {
-                let g = &weight[(o * cin + i) * 9..(o * cin + i + 1) * 9];
-                // G g: 4 x 3.
-                let mut gg = [[0f32; 3]; 4];
-                for c in 0..3 {
-                    let (a, b, d) = (g[c], g[3 + c], g[6 + c]);
-                    gg[0][c] = a;
-                    gg[1][c] = 0.5 * (a + b + d);
-                    gg[2][c] = 0.5 * (a - b + d);
-                    gg[3][c] = d;
-                }
-                for (r, row) in gg.iter().enumerate() {
-                    let t = [
-                        row[0],
-                        0.5 * (row[0] + row[1] + row[2]),
-                        0.5 * (row[0] - row[1] + row[2]),
-                        row[2],
-                    ];
-                    for (c, v) in t.iter().enumerate() {
-                        u[((r * 4 + c) * cout + o) * cin + i] = *v;
-                    }
-                }
-            }
-        }
-        Self { u, cout, cin }
-    }
-}
-
-/// Tiles per band: the transformed input and output of a band stay within a few megabytes.
-const WINOGRAD_BAND_BYTES: usize = 8 << 20;
-
-/// A 3x3, stride 1, padding 1 convolution by Winograd F(2x2, 3x3): 16 products of
-/// (cout x cin) by (cin x tiles) instead of one of (cout x 9 cin) by (9 cin x pixels), 2.25
-/// times fewer multiply-adds, with `init` added in the output transform. Agrees with the direct
-/// convolution to a few units in the last place of the activations' magnitude.
-pub fn conv3x3_winograd(
-    x: &[f32],
-    nhw: (usize, usize, usize),
-    wt: &WinogradWeights,
-    init: ConvInit<'_>,
-) -> Vec<f32> {
-    timing::timed(0, || winograd_impl(x, nhw, wt, init))
-}
-
-fn winograd_impl(
-    x: &[f32],
-    (n, h, w): (usize, usize, usize),
-    wt: &WinogradWeights,
-    init: ConvInit<'_>,
-) -> Vec<f32> {
-    let (cin, cout) = (wt.cin, wt.cout);
-    let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
-    let per_tile_bytes = 16 * 4 * (cin + cout);
-    let budget_tiles = (WINOGRAD_BAND_BYTES / per_tile_bytes.max(1)).max(tw);
-    let mut out = vec![0f32; n * cout * h * w];
-    // Bands: several whole images when they are small (so the 16 products stay wide), else
-    // groups of tile rows of one image.
-    let mut bands: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)> = Vec::new();
-    let imgs_per_band = (budget_tiles / (th * tw).max(1)).max(1);
-    if imgs_per_band > 1 {
-        let mut i0 = 0;
-        while i0 < n {
-            let i1 = (i0 + imgs_per_band).min(n);
-            bands.push((i0..i1, 0..th));
-            i0 = i1;
-        }
-    } else {
-        let rows = (budget_tiles / tw).clamp(1, th.max(1));
-        for img in 0..n {
-            let mut ty0 = 0;
-            while ty0 < th {
-                let ty1 = (ty0 + rows).min(th);
-                bands.push((img..img + 1, ty0..ty1));
-                ty0 = ty1;
-            }
-        }
-    }
-    for (imgs, trows) in bands {
-        let per_img = trows.len() * tw;
-        let tiles = imgs.len() * per_img;
-        // V: 16 x cin x tiles, tile index (image, tile row, tile column).
-        let mut v = vec![0f32; 16 * cin * tiles];
-        let plane = cin * tiles;
-        {
-            // Split V by channel so each task writes its own rows of all 16 matrices.
-            let ptr = SyncPtr(v.as_mut_ptr());
-            (0..cin).into_par_iter().for_each(|c| {
-                let p = &ptr;
-                // The four zero-padded input rows of one tile row, w + 3 wide (the last tile of
-                // an odd width reads one column past the padding).
-                let pw = 2 * tw + 2;
-                let mut rows = vec![0f32; 4 * pw];
-                for (k, img) in imgs.clone().enumerate() {
-                    let xc = &x[(img * cin + c) * h * w..(img * cin + c + 1) * h * w];
-                    for ty in trows.clone() {
-                        for (i, row) in rows.chunks_mut(pw).enumerate() {
-                            row.fill(0.0);
-                            let y = 2 * ty + i;
-                            if y >= 1 && y - 1 < h {
-                                row[1..=w].copy_from_slice(&xc[(y - 1) * w..y * w]);
-                            }
-                        }
-                        let base = k * per_img + (ty - trows.start) * tw;
-                        for tx in 0..tw {
-                            let x0 = 2 * tx;
-                            let d = |i: usize, j: usize| rows[i * pw + x0 + j];
-                            // t = B^T d, then V = t B, row by row.
-                            let col = |j: usize| (d(0, j), d(1, j), d(2, j), d(3, j));
-                            let cols = [col(0), col(1), col(2), col(3)];
-                            let t = [
-                                cols.map(|(d0, _, d2, _)| d0 - d2),
-                                cols.map(|(_, d1, d2, _)| d1 + d2),
-                                cols.map(|(_, d1, d2, _)| d2 - d1),
-                                cols.map(|(_, d1, _, d3)| d1 - d3),
-                            ];
-                            let t_idx = base + tx;
-                            for (r, row) in t.iter().enumerate() {
-                                let vals = [
-                                    row[0] - row[2],
-                                    row[1] + row[2],
-                                    row[2] - row[1],
-                                    row[1] - row[3],
-                                ];
-                                for (cc, val) in vals.iter().enumerate() {
-                                    let xi = r * 4 + cc;
-                                    // SAFETY: index < 16 * cin * tiles and channel c's entries
-                                    // are written by this task only.
-                                    unsafe {
-                                        *p.0.add(xi * plane + c * tiles + t_idx) = *val;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            });
-        }
-        // M: 16 x cout x tiles, one single-threaded product per ξ, in parallel.
-        let mut m = vec![0f32; 16 * cout * tiles];
-        m.par_chunks_mut(cout * tiles)
-            .enumerate()
-            .for_each(|(xi, mx)| {
-                let lhs = &wt.u[xi * cout * cin..(xi + 1) * cout * cin];
-                let rhs = &v[xi * plane..(xi + 1) * plane];
-                gemm_views_with(
-                    (cout, tiles, cin),
-                    View::new(mx, tiles, 1),
-                    (lhs, cin, 1),
-                    (rhs, tiles, 1),
-                    (false, 1.0),
-                    gemm::Parallelism::None,
-                );
-            });
-        // Output transform A^T m A plus init, one task per (image, output channel).
-        let region = &mut out[imgs.start * cout * h * w..imgs.end * cout * h * w];
-        region
-            .par_chunks_mut(h * w)
-            .enumerate()
-            .for_each(|(ko, yo)| {
-                let (k, o) = (ko / cout, ko % cout);
-                let img = imgs.start + k;
-                let b = init.bias.map_or(0.0, |b| b[o])
-                    + init.image_bias.map_or(0.0, |b| b[img * cout + o]);
-                let res = init
-                    .residual
-                    .map(|r| &r[(img * cout + o) * h * w..(img * cout + o + 1) * h * w]);
-                for ty in trows.clone() {
-                    for tx in 0..tw {
-                        let t_idx = k * per_img + (ty - trows.start) * tw + tx;
-                        let mv = |xi: usize| m[(xi * cout + o) * tiles + t_idx];
-                        let a = [
-                            [0, 1, 2, 3].map(|j| mv(j) + mv(4 + j) + mv(8 + j)),
-                            [0, 1, 2, 3].map(|j| mv(4 + j) - mv(8 + j) - mv(12 + j)),
-                        ];
-                        for (r, row) in a.iter().enumerate() {
-                            let y = 2 * ty + r;
-                            if y >= h {
-                                continue;
-                            }
-                            let pair = [row[0] + row[1] + row[2], row[1] - row[2] - row[3]];
-                            for (c, val) in pair.iter().enumerate() {
-                                let xx = 2 * tx + c;
-                                if xx < w {
-                                    let at = y * w + xx;
-                                    yo[at] = val + b + res.map_or(0.0, |r| r[at]);
-                                }
-                            }
-                        }
-                    }
-                }
-            });
-    }
-    out
 }
 
 /// A raw pointer that tasks writing disjoint elements may share.

@@ -1,0 +1,375 @@
+//! 3x3 convolution (stride 1, padding 1) by Winograd's minimal filtering (Lavin and Gray, "Fast
+//! Algorithms for Convolutional Neural Networks", CVPR 2016): F(2x2, 3x3) on 4x4 input tiles and
+//! F(4x4, 3x3) on 6x6 tiles (interpolation points 0, +-1, +-2, infinity).
+//!
+//! Per output pixel and channel pair, the direct convolution makes 9 multiply-adds, F(2x2)
+//! 16/4 = 4 and F(4x4) 36/16 = 2.25, all in `A x A` independent GEMMs of (cout x cin) by
+//! (cin x tiles). The price: the transformed weights are 16/9 (F2) or 36/9 (F4) times larger, so
+//! on small images, where few tiles share each weight, reading them costs more than the products
+//! save; [`WinogradTile::for_size`] picks the tile by image size.
+
+use rayon::prelude::*;
+
+use super::{gemm_views_with, timing, vectorised, ConvInit, SyncPtr, View};
+
+/// The output tile of a Winograd convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WinogradTile {
+    /// F(2x2, 3x3): 4x4 input tiles.
+    F2,
+    /// F(4x4, 3x3): 6x6 input tiles.
+    F4,
+}
+
+impl WinogradTile {
+    /// F(4x4) from 16x16 images up (each transformed weight then serves at least 16 tiles per
+    /// image), F(2x2) below.
+    pub fn for_size(h: usize, w: usize) -> Self {
+        if h.min(w) >= 16 {
+            Self::F4
+        } else {
+            Self::F2
+        }
+    }
+}
+
+/// `G g` for one column `g` of a 3x3 kernel, in `f64` (the F4 fractions are not exact in `f32`).
+fn g_f2(g: [f64; 3]) -> [f64; 4] {
+    [
+        g[0],
+        0.5 * (g[0] + g[1] + g[2]),
+        0.5 * (g[0] - g[1] + g[2]),
+        g[2],
+    ]
+}
+
+fn g_f4(g: [f64; 3]) -> [f64; 6] {
+    let [a, b, c] = g;
+    [
+        a / 4.0,
+        -(a + b + c) / 6.0,
+        -(a - b + c) / 6.0,
+        a / 24.0 + b / 12.0 + c / 6.0,
+        a / 24.0 - b / 12.0 + c / 6.0,
+        c,
+    ]
+}
+
+/// `B^T d` for one column of an input tile.
+#[inline(always)]
+fn bt_f2(d: [f32; 4]) -> [f32; 4] {
+    [d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3]]
+}
+
+#[inline(always)]
+fn bt_f4(d: [f32; 6]) -> [f32; 6] {
+    let a = d[4] - 4.0 * d[2];
+    let b = d[3] - 4.0 * d[1];
+    let c = d[4] - d[2];
+    let e = 2.0 * (d[3] - d[1]);
+    [
+        4.0 * d[0] - 5.0 * d[2] + d[4],
+        a + b,
+        a - b,
+        c + e,
+        c - e,
+        4.0 * d[1] - 5.0 * d[3] + d[5],
+    ]
+}
+
+/// `A^T m` for one column of a product tile.
+#[inline(always)]
+fn at_f2(m: [f32; 4]) -> [f32; 2] {
+    [m[0] + m[1] + m[2], m[1] - m[2] - m[3]]
+}
+
+#[inline(always)]
+fn at_f4(m: [f32; 6]) -> [f32; 4] {
+    let (s1, d1) = (m[1] + m[2], m[1] - m[2]);
+    let (s2, d2) = (m[3] + m[4], m[3] - m[4]);
+    [
+        m[0] + s1 + s2,
+        d1 + 2.0 * d2,
+        s1 + 4.0 * s2,
+        d1 + 8.0 * d2 + m[5],
+    ]
+}
+
+/// 3x3 convolution weights transformed for Winograd: `U = G g G^T` for every (output, input)
+/// channel pair, stored as `alpha^2` matrices of cout x cin.
+#[derive(Debug, Clone)]
+pub struct WinogradWeights {
+    u: Vec<f32>,
+    cout: usize,
+    cin: usize,
+    tile: WinogradTile,
+}
+
+impl WinogradWeights {
+    /// Transforms a (cout, cin, 3, 3) weight for `tile`.
+    pub fn new(weight: &[f32], cout: usize, cin: usize, tile: WinogradTile) -> Self {
+        match tile {
+            WinogradTile::F2 => Self::build::<4>(weight, cout, cin, tile, g_f2),
+            WinogradTile::F4 => Self::build::<6>(weight, cout, cin, tile, g_f4),
+        }
+    }
+
+    fn build<const A: usize>(
+        weight: &[f32],
+        cout: usize,
+        cin: usize,
+        tile: WinogradTile,
+        g_col: fn([f64; 3]) -> [f64; A],
+    ) -> Self {
+        let mut u = vec![0f32; A * A * cout * cin];
+        for o in 0..cout {
+            for i in 0..cin {
+                let g = &weight[(o * cin + i) * 9..(o * cin + i + 1) * 9];
+                // G g (A x 3), column by column, then (G g) G^T row by row.
+                let cols: [[f64; A]; 3] =
+                    [0, 1, 2].map(|c| g_col([g[c] as f64, g[3 + c] as f64, g[6 + c] as f64]));
+                for r in 0..A {
+                    let row = g_col([cols[0][r], cols[1][r], cols[2][r]]);
+                    for (c, v) in row.iter().enumerate() {
+                        u[((r * A + c) * cout + o) * cin + i] = *v as f32;
+                    }
+                }
+            }
+        }
+        Self { u, cout, cin, tile }
+    }
+
+    /// The tile these weights were transformed for.
+    pub fn tile(&self) -> WinogradTile {
+        self.tile
+    }
+}
+
+/// Tiles per band: the transformed input and output of a band stay within a few megabytes.
+const BAND_BYTES: usize = 8 << 20;
+
+/// A 3x3, stride 1, padding 1 convolution by Winograd (the tile of `wt`): `alpha^2` products of
+/// (cout x cin) by (cin x tiles) instead of one of (cout x 9 cin) by (9 cin x pixels), with
+/// `init` added in the output transform. Agrees with the direct convolution to a few units in
+/// the last place of the activations' magnitude (F2) or ten times that (F4).
+pub fn conv3x3_winograd(
+    x: &[f32],
+    nhw: (usize, usize, usize),
+    wt: &WinogradWeights,
+    init: ConvInit<'_>,
+) -> Vec<f32> {
+    timing::timed(0, || match wt.tile {
+        WinogradTile::F2 => winograd_impl::<2, 4, _, _>(x, nhw, wt, init, bt_f2, at_f2),
+        WinogradTile::F4 => winograd_impl::<4, 6, _, _>(x, nhw, wt, init, bt_f4, at_f4),
+    })
+}
+
+/// Bands of tiles: several whole images when they are small (so the products stay wide), else
+/// groups of tile rows of one image.
+fn bands(
+    n: usize,
+    (th, tw): (usize, usize),
+    budget_tiles: usize,
+) -> Vec<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+    let mut bands = Vec::new();
+    let imgs_per_band = (budget_tiles / (th * tw).max(1)).max(1);
+    if imgs_per_band > 1 {
+        let mut i0 = 0;
+        while i0 < n {
+            let i1 = (i0 + imgs_per_band).min(n);
+            bands.push((i0..i1, 0..th));
+            i0 = i1;
+        }
+    } else {
+        let rows = (budget_tiles / tw.max(1)).clamp(1, th.max(1));
+        for img in 0..n {
+            let mut ty0 = 0;
+            while ty0 < th {
+                let ty1 = (ty0 + rows).min(th);
+                bands.push((img..img + 1, ty0..ty1));
+                ty0 = ty1;
+            }
+        }
+    }
+    bands
+}
+
+/// F(M x M, 3x3) with `A = M + 2`; `bt` and `at` are the 1-D input and output transforms.
+// Tile rows are indexed into both the column-transformed arrays and the output position.
+#[allow(clippy::needless_range_loop)]
+fn winograd_impl<const M: usize, const A: usize, Bt, At>(
+    x: &[f32],
+    (n, h, w): (usize, usize, usize),
+    wt: &WinogradWeights,
+    init: ConvInit<'_>,
+    bt: Bt,
+    at: At,
+) -> Vec<f32>
+where
+    Bt: Fn([f32; A]) -> [f32; A] + Sync,
+    At: Fn([f32; A]) -> [f32; M] + Sync,
+{
+    let (cin, cout) = (wt.cin, wt.cout);
+    let (th, tw) = (h.div_ceil(M), w.div_ceil(M));
+    let per_tile_bytes = A * A * 4 * (cin + cout);
+    let budget_tiles = (BAND_BYTES / per_tile_bytes.max(1)).max(tw);
+    let mut out = vec![0f32; n * cout * h * w];
+    for (imgs, trows) in bands(n, (th, tw), budget_tiles) {
+        let per_img = trows.len() * tw;
+        let tiles = imgs.len() * per_img;
+        let plane = cin * tiles;
+        // V: A^2 x cin x tiles, tile index (image, tile row, tile column).
+        let mut v = vec![0f32; A * A * plane];
+        {
+            // Split V by channel so each task writes its own rows of all A^2 matrices.
+            let ptr = SyncPtr(v.as_mut_ptr());
+            (0..cin).into_par_iter().for_each(|c| {
+                let p = &ptr;
+                // The A zero-padded input rows of one tile row; the last tile of a width that M
+                // does not divide reads past the padding, into zeros.
+                let pw = M * tw + 2;
+                let mut rows = vec![0f32; A * pw];
+                vectorised(|| {
+                    for (k, img) in imgs.clone().enumerate() {
+                        let xc = &x[(img * cin + c) * h * w..(img * cin + c + 1) * h * w];
+                        for ty in trows.clone() {
+                            for (i, row) in rows.chunks_mut(pw).enumerate() {
+                                row.fill(0.0);
+                                let y = M * ty + i;
+                                if y >= 1 && y - 1 < h {
+                                    row[1..=w].copy_from_slice(&xc[(y - 1) * w..y * w]);
+                                }
+                            }
+                            let base = k * per_img + (ty - trows.start) * tw;
+                            for tx in 0..tw {
+                                let x0 = M * tx;
+                                // t = B^T d column by column, then V = t B row by row.
+                                let t: [[f32; A]; A] = std::array::from_fn(|j| {
+                                    bt(std::array::from_fn(|i| rows[i * pw + x0 + j]))
+                                });
+                                let t_idx = base + tx;
+                                for r in 0..A {
+                                    let vals = bt(std::array::from_fn(|j| t[j][r]));
+                                    for (cc, val) in vals.iter().enumerate() {
+                                        let xi = r * A + cc;
+                                        // SAFETY: index < A^2 * cin * tiles and channel c's
+                                        // entries are written by this task only.
+                                        unsafe {
+                                            *p.0.add(xi * plane + c * tiles + t_idx) = *val;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                });
+            });
+        }
+        // M: A^2 x cout x tiles, one single-threaded product per ξ, in parallel.
+        let mut m = vec![0f32; A * A * cout * tiles];
+        m.par_chunks_mut(cout * tiles)
+            .enumerate()
+            .for_each(|(xi, mx)| {
+                let lhs = &wt.u[xi * cout * cin..(xi + 1) * cout * cin];
+                let rhs = &v[xi * plane..(xi + 1) * plane];
+                gemm_views_with(
+                    (cout, tiles, cin),
+                    View::new(mx, tiles, 1),
+                    (lhs, cin, 1),
+                    (rhs, tiles, 1),
+                    (false, 1.0),
+                    gemm::Parallelism::None,
+                );
+            });
+        // Output transform A^T m A plus init, one task per (image, output channel).
+        let region = &mut out[imgs.start * cout * h * w..imgs.end * cout * h * w];
+        region
+            .par_chunks_mut(h * w)
+            .enumerate()
+            .for_each(|(ko, yo)| {
+                let (k, o) = (ko / cout, ko % cout);
+                let img = imgs.start + k;
+                let b = init.bias.map_or(0.0, |b| b[o])
+                    + init.image_bias.map_or(0.0, |b| b[img * cout + o]);
+                let res = init
+                    .residual
+                    .map(|r| &r[(img * cout + o) * h * w..(img * cout + o + 1) * h * w]);
+                vectorised(|| {
+                    for ty in trows.clone() {
+                        for tx in 0..tw {
+                            let t_idx = k * per_img + (ty - trows.start) * tw + tx;
+                            let mv = |xi: usize| m[(xi * cout + o) * tiles + t_idx];
+                            // A^T m column by column (M x A), then each row times A.
+                            let cols: [[f32; M]; A] =
+                                std::array::from_fn(|j| at(std::array::from_fn(|i| mv(i * A + j))));
+                            for r in 0..M {
+                                let y = M * ty + r;
+                                if y >= h {
+                                    break;
+                                }
+                                let vals = at(std::array::from_fn(|j| cols[j][r]));
+                                for (c, val) in vals.iter().enumerate() {
+                                    let xx = M * tx + c;
+                                    if xx < w {
+                                        let at = y * w + xx;
+                                        yo[at] = val + b + res.map_or(0.0, |r| r[at]);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                });
+            });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::{conv2d_nchw, ConvShape};
+
+    /// Both tiles against the im2col convolution (itself checked against PyTorch in the
+    /// predictor and diffusion fixtures), on sizes that the tiles do and do not divide, with
+    /// every init term.
+    #[test]
+    fn winograd_matches_the_direct_convolution() {
+        let (cin, cout) = (5, 7);
+        for (n, h, w) in [(1, 16, 16), (2, 9, 14), (3, 4, 4), (1, 1, 3), (2, 17, 6)] {
+            let x: Vec<f32> = (0..n * cin * h * w)
+                .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+                .collect();
+            let wgt: Vec<f32> = (0..cout * cin * 9)
+                .map(|i| ((i * 104_729) % 997) as f32 / 498.5 - 1.0)
+                .collect();
+            let bias: Vec<f32> = (0..cout).map(|o| o as f32 * 0.1).collect();
+            let image_bias: Vec<f32> = (0..n * cout).map(|o| o as f32 * -0.05).collect();
+            let residual: Vec<f32> = (0..n * cout * h * w).map(|i| (i % 13) as f32).collect();
+            let shape = ConvShape {
+                cin,
+                cout,
+                k: 3,
+                stride: 1,
+                pad: 1,
+            };
+            let direct = conv2d_nchw(&x, (n, h, w), shape, &wgt, Some(&bias));
+            let init = ConvInit {
+                bias: Some(&bias),
+                image_bias: Some(&image_bias),
+                residual: Some(&residual),
+            };
+            for tile in [WinogradTile::F2, WinogradTile::F4] {
+                let wt = WinogradWeights::new(&wgt, cout, cin, tile);
+                let got = conv3x3_winograd(&x, (n, h, w), &wt, init);
+                for (i, (g, d)) in got.iter().zip(&direct).enumerate() {
+                    let (img, o) = (i / (cout * h * w), i / (h * w) % cout);
+                    let want = d + image_bias[img * cout + o] + residual[i];
+                    assert!(
+                        (g - want).abs() < 2e-5 * want.abs().max(10.0),
+                        "{tile:?} {n}x{h}x{w} at {i}: {g} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}
