@@ -196,57 +196,91 @@ pub fn run_edit(cfg: &EditConfig, registry: &Registry) -> Result<EditSummary, Ru
     };
     let pb = crate::progress::bar(mine.len() as u64, method.name());
     let mut cache: BTreeMap<PathBuf, RgbImage> = BTreeMap::new();
+    let mut pending = Vec::new();
     for job in &mine {
-        pb.inc(1);
         if is_valid_image(&job.output) {
             summary.skipped += 1;
-            continue;
+            pb.inc(1);
+        } else {
+            pending.push(job);
         }
-        let seed = job_seed(cfg.seed, &job.source.id, job.target);
-        let source = load_rgb(&job.source.path)?;
-        let mut references = Vec::new();
-        if method.needs_references() {
-            let r = choose_reference(&refs, &job.source.id, job.target, seed).ok_or_else(|| {
-                RunError::References(format!(
-                    "{}: no reference image labelled '{}' (other than source '{}')",
-                    cfg.references
-                        .as_deref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                    job.target,
-                    job.source.id
-                ))
-            })?;
-            if !cache.contains_key(&r.path) {
-                cache.insert(r.path.clone(), load_rgb(&r.path)?);
+    }
+    // Jobs go to the method in groups of its batch size (consecutive jobs share a source, so a
+    // group is several targets of one image); each group's outputs are written as soon as it
+    // returns, so an interruption loses at most the group in flight.
+    for group in pending.chunks(method.batch_size().max(1)) {
+        let mut inputs = Vec::with_capacity(group.len());
+        for job in group {
+            let seed = job_seed(cfg.seed, &job.source.id, job.target);
+            let source = load_rgb(&job.source.path)?;
+            let mut references = Vec::new();
+            if method.needs_references() {
+                let r =
+                    choose_reference(&refs, &job.source.id, job.target, seed).ok_or_else(|| {
+                        RunError::References(format!(
+                            "{}: no reference image labelled '{}' (other than source '{}')",
+                            cfg.references
+                                .as_deref()
+                                .map(|p| p.display().to_string())
+                                .unwrap_or_default(),
+                            job.target,
+                            job.source.id
+                        ))
+                    })?;
+                if !cache.contains_key(&r.path) {
+                    cache.insert(r.path.clone(), load_rgb(&r.path)?);
+                }
+                if let Some(img) = cache.get(&r.path) {
+                    references.push(img.clone());
+                }
             }
-            if let Some(img) = cache.get(&r.path) {
-                references.push(img.clone());
-            }
+            inputs.push((source, references, seed));
         }
-        let target = job.target.name();
-        let req = EditRequest::new(&source, target, seed).with_references(&references);
-        let (out, trace) = method
-            .edit_traced(&req)
+        let reqs: Vec<EditRequest<'_>> = group
+            .iter()
+            .zip(&inputs)
+            .map(|(job, (source, references, seed))| {
+                EditRequest::new(source, job.target.name(), *seed).with_references(references)
+            })
+            .collect();
+        let outputs = method
+            .edit_batch(&reqs)
             .map_err(|source| RunError::Method {
-                context: format!("{} -> {}", job.source.id, target),
+                context: group
+                    .iter()
+                    .map(|job| format!("{} -> {}", job.source.id, job.target.name()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 source,
             })?;
-        // The trace goes first: a finished image always has its trace beside it.
-        if let Some(trace) = trace {
-            let path = job.output.with_extension("trace.json");
-            let mut text = serde_json::to_string_pretty(&trace).map_err(|e| RunError::Write {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-            text.push('\n');
-            write_atomic(&path, text.as_bytes()).map_err(|e| RunError::Write {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+        if outputs.len() != group.len() {
+            return Err(RunError::Method {
+                context: format!("--method {}", cfg.method),
+                source: EditError::Failed {
+                    method: method.name().into(),
+                    reason: format!("{} outputs for {} requests", outputs.len(), group.len()),
+                },
+            });
         }
-        save_png_atomic(&job.output, &out)?;
-        summary.written += 1;
+        for (job, (out, trace)) in group.iter().zip(outputs) {
+            // The trace goes first: a finished image always has its trace beside it.
+            if let Some(trace) = trace {
+                let path = job.output.with_extension("trace.json");
+                let mut text =
+                    serde_json::to_string_pretty(&trace).map_err(|e| RunError::Write {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
+                text.push('\n');
+                write_atomic(&path, text.as_bytes()).map_err(|e| RunError::Write {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+            }
+            save_png_atomic(&job.output, &out)?;
+            summary.written += 1;
+            pb.inc(1);
+        }
     }
     pb.finish_and_clear();
     Ok(summary)

@@ -320,6 +320,60 @@ fn emoeditor_run_folder_with_trace_resumes_and_is_deterministic() {
     let again = run(&a);
     assert!(again.contains("0 written, 2 already done"), "{again}");
 
+    // Batched conditions: both targets' critic loops in lockstep, passes batched. The critic
+    // makes the same decisions and the images agree to one 8-bit level (differently blocked
+    // products round differently); a batched rerun repeats its own bytes.
+    let batched = |out: &Path| {
+        let o = edit(
+            "emoeditor",
+            &csv,
+            "awe,fear",
+            out,
+            &emoeditor_options(r#", "batch": 2"#),
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let (c, d) = (dir.join("c"), dir.join("d"));
+    batched(&c);
+    batched(&d);
+    for t in ["awe", "fear"] {
+        let p = format!("emoeditor/chelsea/{t}.png");
+        let (one, two) = (
+            image::open(a.join(&p)).unwrap().to_rgb8(),
+            image::open(c.join(&p)).unwrap().to_rgb8(),
+        );
+        let worst = one
+            .as_raw()
+            .iter()
+            .zip(two.as_raw())
+            .map(|(x, y)| x.abs_diff(*y))
+            .max();
+        assert!(worst <= Some(1), "{p}: {worst:?} levels");
+        assert!(
+            std::fs::read(c.join(&p)).unwrap() == std::fs::read(d.join(&p)).unwrap(),
+            "{p}: batched reruns differ"
+        );
+        let trace = |root: &Path| -> serde_json::Value {
+            let p = root.join(format!("emoeditor/chelsea/{t}.trace.json"));
+            serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+        };
+        let (ta, tc) = (trace(&a), trace(&c));
+        assert_eq!(ta["kept"], tc["kept"], "{t}");
+        assert_eq!(
+            ta["train_steps_per_pass"], tc["train_steps_per_pass"],
+            "{t}"
+        );
+        let decisions = |v: &serde_json::Value| -> Vec<(serde_json::Value, serde_json::Value)> {
+            v["passes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (p["accepted"].clone(), p["predicted"].clone()))
+                .collect()
+        };
+        assert_eq!(decisions(&ta), decisions(&tc), "{t}");
+    }
+
     // The run folder is scoreable.
     let report = dir.join("report");
     let o = emobench(&[
@@ -416,6 +470,34 @@ fn instruct_pix2pix_runs_from_a_diffusers_folder() {
     let run_json = std::fs::read_to_string(out.join("ip2p/run.json")).unwrap();
     for role in ["\"unet\"", "\"vae\"", "\"text_encoder\"", "\"tokenizer\""] {
         assert!(run_json.contains(role), "{run_json}");
+    }
+
+    // Batched conditions: two targets per UNet call give the images of one at a time (to one
+    // 8-bit level: differently blocked products may round differently).
+    let one = dir.join("one");
+    let two = dir.join("two");
+    let weights = diffusion().join("tiny-ip2p");
+    for (out, batch) in [(&one, 1), (&two, 2)] {
+        let opts = format!(
+            r#"{{"weights": "{}", "steps": 2, "batch": {batch}}}"#,
+            weights.display()
+        );
+        let o = edit("ip2p", &csv, "awe,fear", out, &opts);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    for t in ["awe", "fear"] {
+        let p = format!("ip2p/chelsea/{t}.png");
+        let (a, b) = (
+            image::open(one.join(&p)).unwrap().to_rgb8(),
+            image::open(two.join(&p)).unwrap().to_rgb8(),
+        );
+        let worst = a
+            .as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(x, y)| x.abs_diff(*y))
+            .max();
+        assert!(worst <= Some(1), "{p}: {worst:?} levels");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

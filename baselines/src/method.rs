@@ -74,6 +74,22 @@ pub trait EditMethod: Send + Sync {
         Ok((self.edit(req)?, None))
     }
 
+    /// How many requests the method wants at once in [`EditMethod::edit_batch`] (the diffusion
+    /// methods' `batch` option: conditions per UNet call); 1 for methods without batching.
+    fn batch_size(&self) -> usize {
+        1
+    }
+
+    /// Edits several requests, output `i` for request `i`. The default edits them one by one;
+    /// batching methods share each network call among them, with results equal to the
+    /// one-by-one edits up to floating-point rounding.
+    fn edit_batch(
+        &self,
+        reqs: &[EditRequest<'_>],
+    ) -> Result<Vec<(RgbImage, Option<serde_json::Value>)>, EditError> {
+        reqs.iter().map(|r| self.edit_traced(r)).collect()
+    }
+
     /// The weight files the method read, with SHA-256, for `run.json`.
     fn weights(&self) -> Vec<crate::provenance::WeightFile> {
         Vec::new()

@@ -7,11 +7,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use baselines::diffusion::noise::ReplayNoise;
-use baselines::diffusion::pipeline::{image_to_unit_tensor, EditPipeline};
+use baselines::diffusion::noise::{ReplayNoise, SeededNoise};
+use baselines::diffusion::pipeline::{
+    image_to_unit_tensor, EditPipeline, EmoPassItem, Guidance, Ip2pItem,
+};
 use baselines::diffusion::weights::{self, LoadOptions};
 use baselines::diffusion::{Ddim, DdimConfig, EulerAncestralConfig};
 use baselines::ip2p::{InstructPix2Pix, Ip2pOptions};
+use baselines::method::{EditMethod, EditRequest};
 use candle_core::{DType, Device, Tensor};
 
 const TOL: f32 = 1e-4;
@@ -363,4 +366,183 @@ fn repo_ids_resolve_from_the_hugging_face_cache() {
         "{msg}"
     );
     let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// A batched call keeps its images apart: the reference image, edited next to another prompt
+/// and noise, still matches diffusers, and the companion matches its own single call.
+#[test]
+fn batched_conditions_match_single_edits() {
+    let f = Fixture::load();
+    let m = ip2p_method();
+    let p = pipeline();
+    let source = image::open(dir().join("ip2p_source.png"))
+        .expect("png")
+        .to_rgb8();
+    let x = image_to_unit_tensor(&m.preprocess(&source).expect("pre"), &Device::Cpu).unwrap();
+    let replay = || {
+        ReplayNoise::new(
+            vec![
+                f.flat("ip2p.init_noise"),
+                f.flat("ip2p.step_noise.0"),
+                f.flat("ip2p.step_noise.1"),
+                f.flat("ip2p.step_noise.2"),
+            ],
+            vec![],
+        )
+    };
+    let (amusement, fear) = (
+        m.prompt_embeds("amusement").unwrap(),
+        m.prompt_embeds("fear").unwrap(),
+    );
+    let sched = {
+        let d = dir().join("tiny-ip2p");
+        let config: EulerAncestralConfig =
+            weights::read_config(&d.join("scheduler/scheduler_config.json")).expect("scheduler");
+        let mut s = baselines::diffusion::EulerAncestral::new(config).unwrap();
+        s.set_timesteps(3).unwrap();
+        s
+    };
+    let guidance = Guidance {
+        text: 7.5,
+        image: 1.5,
+    };
+    let (mut n1, mut n2) = (replay(), SeededNoise::new(9));
+    let mut items = [
+        Ip2pItem {
+            prompt_embeds: &fear,
+            image01: &x,
+            noise: &mut n2,
+        },
+        Ip2pItem {
+            prompt_embeds: &amusement,
+            image01: &x,
+            noise: &mut n1,
+        },
+    ];
+    let outs = p
+        .instruct_pix2pix_batch(&mut items, &sched, guidance, None)
+        .expect("batch");
+    let want = f
+        .t("ip2p.image")
+        .permute((2, 0, 1))
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    assert_close("batched ip2p image", &outs[1], &want, TOL);
+    let single = p
+        .instruct_pix2pix(&fear, &x, &sched, guidance, &mut SeededNoise::new(9), None)
+        .expect("single");
+    assert_close("batch companion", &outs[0], &single, 1e-5);
+
+    // Images of another size cannot share the batch.
+    let small = x.narrow(3, 0, 64).unwrap();
+    let mut a = SeededNoise::new(1);
+    let mut b = SeededNoise::new(2);
+    let mut mixed = [
+        Ip2pItem {
+            prompt_embeds: &fear,
+            image01: &x,
+            noise: &mut a,
+        },
+        Ip2pItem {
+            prompt_embeds: &fear,
+            image01: &small,
+            noise: &mut b,
+        },
+    ];
+    let err = p
+        .instruct_pix2pix_batch(&mut mixed, &sched, guidance, None)
+        .expect_err("mixed sizes");
+    assert!(err.to_string().contains("mixes latent sizes"), "{err}");
+}
+
+/// The method's `batch` option groups requests by size and returns them in request order, each
+/// the same 8-bit image as alone (one level of rounding allowed).
+#[test]
+fn ip2p_batch_option_keeps_request_order() {
+    let single = ip2p_method();
+    let batched = {
+        let d = dir().join("tiny-ip2p");
+        let (text, tokenizer, _) = weights::load_text_encoder(&d, &opts()).expect("text");
+        let sched: EulerAncestralConfig =
+            weights::read_config(&d.join("scheduler/scheduler_config.json")).expect("scheduler");
+        let options = Ip2pOptions {
+            steps: 3,
+            multiple: 8,
+            batch: 2,
+            ..Ip2pOptions::default()
+        };
+        InstructPix2Pix::from_parts(options, pipeline(), text, tokenizer, sched).expect("ip2p")
+    };
+    assert_eq!(batched.batch_size(), 2);
+    let big = image::open(dir().join("ip2p_source.png"))
+        .expect("png")
+        .to_rgb8();
+    let small = image::imageops::crop_imm(&big, 0, 0, 64, 64).to_image();
+    let reqs = [
+        EditRequest::new(&big, "awe", 1),
+        EditRequest::new(&small, "fear", 2),
+        EditRequest::new(&big, "sadness", 3),
+        EditRequest::new(&big, "anger", 4),
+    ];
+    let outs = batched.edit_batch(&reqs).expect("batch");
+    assert_eq!(outs.len(), reqs.len());
+    for (req, (img, _)) in reqs.iter().zip(&outs) {
+        let alone = single.edit(req).expect("single");
+        assert_eq!(img.dimensions(), alone.dimensions(), "{}", req.target);
+        let worst = img
+            .as_raw()
+            .iter()
+            .zip(alone.as_raw())
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap_or(0);
+        assert!(worst <= 1, "{}: differs by {worst} levels", req.target);
+    }
+    let bad = Ip2pOptions::from_json(&serde_json::json!({"batch": 0})).expect_err("batch 0");
+    assert!(bad.to_string().contains("'batch'"), "{bad}");
+}
+
+/// Passes A (T = 777) and B (T = 980) in ONE batched call, each at its own timesteps, still
+/// match the authors' forward.
+#[test]
+fn batched_emoeditor_passes_keep_their_own_timesteps() {
+    let f = Fixture::load();
+    let p = pipeline();
+    let (cond, _) = p.encode(&f.t("emo.image")).expect("cond");
+    let t = |prefix: &str| f.json[format!("{prefix}.T")].as_u64().expect("T") as usize;
+    let replay = |prefix: &str| {
+        ReplayNoise::new(
+            vec![
+                f.flat(&format!("{prefix}.posterior_noise")),
+                f.flat(&format!("{prefix}.add_noise")),
+            ],
+            vec![],
+        )
+    };
+    let (mut na, mut nb) = (replay("emo"), replay("emoB"));
+    let mut sa = Ddim::new(DdimConfig::stable_diffusion_v1_4()).expect("ddim");
+    let mut sb = Ddim::new(DdimConfig::stable_diffusion_v1_4()).expect("ddim");
+    let (context, image_a, image_b) = (f.t("enc.out"), f.t("emo.image"), f.t("emo.out"));
+    let mut items = [
+        EmoPassItem {
+            context: &context,
+            image01: &image_a,
+            cond_latents: &cond,
+            scheduler: &mut sa,
+            train_steps: t("emo"),
+            noise: &mut na,
+        },
+        EmoPassItem {
+            context: &context,
+            image01: &image_b,
+            cond_latents: &cond,
+            scheduler: &mut sb,
+            train_steps: t("emoB"),
+            noise: &mut nb,
+        },
+    ];
+    let outs = p.emoeditor_pass_batch(&mut items, 3, None).expect("batch");
+    assert_close("batched pass A", &outs[0], &f.t("emo.out"), TOL);
+    assert_close("batched pass B", &outs[1], &f.t("emoB.out"), TOL);
 }

@@ -9,12 +9,13 @@
 
 pub mod critic;
 pub mod encoder;
+pub mod lockstep;
 
 use std::path::Path;
 
-use baselines::diffusion::noise::{NoiseSource, SeededNoise};
+use baselines::diffusion::noise::{NoiseSource, ReplayNoise, SeededNoise};
 use baselines::diffusion::pipeline::{
-    image_to_unit_tensor, unit_tensor_to_image, EditPipeline, Quantise,
+    image_to_unit_tensor, unit_tensor_to_image, EditPipeline, EmoPassItem, Quantise,
 };
 use baselines::diffusion::unet::UNetConfig;
 use baselines::diffusion::vae::VaeConfig;
@@ -80,6 +81,9 @@ pub struct EmoEditorOptions {
     pub device: String,
     /// `f32`, `f16` or `bf16`.
     pub dtype: String,
+    /// Conditions per UNet call: up to this many (source, target) edits run their critic loops
+    /// in lockstep, each pass round one batched DDIM pass (each image keeps its own T).
+    pub batch: usize,
 }
 
 impl Default for EmoEditorOptions {
@@ -100,6 +104,7 @@ impl Default for EmoEditorOptions {
             max_passes: 100,
             device: "cpu".into(),
             dtype: "f32".into(),
+            batch: 1,
         }
     }
 }
@@ -131,6 +136,9 @@ impl EmoEditorOptions {
         opts.critic()?;
         if opts.steps == 0 {
             return Err(invalid("steps", "must be at least 1"));
+        }
+        if opts.batch == 0 {
+            return Err(invalid("batch", "must be at least 1"));
         }
         if opts.t_min < opts.steps as i64 || opts.t_min > opts.t_max || opts.t_max > 1000 {
             return Err(invalid(
@@ -178,6 +186,15 @@ pub struct EmoEditor {
     encoder: EmoDirectionEncoder,
     predictor: Predictor,
     files: Vec<WeightFile>,
+}
+
+/// One diffusion pass of one image, as the critic asks for it.
+struct PassJob {
+    context: Tensor,
+    image: Tensor,
+    cond: Tensor,
+    train_steps: usize,
+    noise: [Vec<f32>; 2],
 }
 
 impl EmoEditor {
@@ -297,6 +314,49 @@ impl EmoEditor {
         target: Emotion,
         noise: &mut dyn NoiseSource,
     ) -> Result<(Tensor, serde_json::Value), EditError> {
+        self.edit_unit_with(source, target, noise, &mut |job| {
+            let mut out = self.run_passes(vec![job])?;
+            Ok(out.swap_remove(0))
+        })
+    }
+
+    /// Runs diffusion passes of one or several images in one batched call.
+    fn run_passes(&self, jobs: Vec<PassJob>) -> Result<Vec<Tensor>, EditError> {
+        let mut parts = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let ddim = Ddim::new(DdimConfig::stable_diffusion_v1_4()).map_err(backend)?;
+            let noise = ReplayNoise::new(job.noise.to_vec(), Vec::new());
+            parts.push((job, ddim, noise));
+        }
+        let mut items: Vec<EmoPassItem<'_>> = parts
+            .iter_mut()
+            .map(|(job, ddim, noise)| EmoPassItem {
+                context: &job.context,
+                image01: &job.image,
+                cond_latents: &job.cond,
+                scheduler: ddim,
+                train_steps: job.train_steps,
+                noise,
+            })
+            .collect();
+        let outs = self
+            .pipeline
+            .emoeditor_pass_batch(&mut items, self.options.steps, None)
+            .map_err(backend)?;
+        outs.iter()
+            .map(|t| t.to_device(&Device::Cpu).map_err(backend))
+            .collect()
+    }
+
+    /// [`Self::edit_unit`] with the diffusion passes run by `run` (alone, or batched with other
+    /// images' passes).
+    fn edit_unit_with(
+        &self,
+        source: &RgbImage,
+        target: Emotion,
+        noise: &mut dyn NoiseSource,
+        run: &mut dyn FnMut(PassJob) -> Result<Tensor, EditError>,
+    ) -> Result<(Tensor, serde_json::Value), EditError> {
         let order = self.predictor.class_order();
         let src = resize_pil(source, SIZE, SIZE, ResizeFilter::Bilinear);
         let x0 = image_to_unit_tensor(&src, &Device::Cpu).map_err(backend)?;
@@ -325,25 +385,21 @@ impl EmoEditor {
                 .map_err(backend)?;
             let t = noise.uniform_int(self.options.t_min, self.options.t_max);
             train_steps.push(t);
-            let mut ddim = Ddim::new(DdimConfig::stable_diffusion_v1_4()).map_err(backend)?;
-            let out = self
-                .pipeline
-                .emoeditor_pass(
-                    &context,
-                    &images[input.image],
-                    &cond,
-                    &mut ddim,
-                    self.options.steps,
-                    t as usize,
-                    noise,
-                    None,
-                )
-                .map_err(backend)?;
+            // The pass's own draws, in its order: the posterior sample's noise, then the
+            // forward process's (both latent-sized, like the source's posterior mode).
+            let n = cond.elem_count();
+            let out = run(PassJob {
+                context,
+                image: images[input.image].clone(),
+                cond: cond.clone(),
+                train_steps: t as usize,
+                noise: [noise.normal(n), noise.normal(n)],
+            })?;
             let p = self.probs(&out)?;
             let gray =
                 rgb_to_gray_cv(&unit_tensor_to_image(&out, Quantise::Truncate).map_err(backend)?);
             let ssim = ssim_gray(&src_gray, &gray, &ssim_opts).map_err(backend)?;
-            images.push(out.to_device(&Device::Cpu).map_err(backend)?);
+            images.push(out);
             probs.push(p);
             Ok::<_, EditError>(PassOutcome { probs: p, ssim })
         })?;
@@ -408,6 +464,50 @@ impl EditMethod for EmoEditor {
         let (img, trace) = self.edit_unit(req.source, target, &mut noise)?;
         let out = unit_tensor_to_image(&img, Quantise::Truncate).map_err(backend)?;
         Ok((out, Some(trace)))
+    }
+
+    fn batch_size(&self) -> usize {
+        self.options.batch
+    }
+
+    fn edit_batch(
+        &self,
+        reqs: &[EditRequest<'_>],
+    ) -> Result<Vec<(RgbImage, Option<serde_json::Value>)>, EditError> {
+        let mut out = Vec::with_capacity(reqs.len());
+        for chunk in reqs.chunks(self.options.batch.max(1)) {
+            if chunk.len() == 1 {
+                out.push(self.edit_traced(&chunk[0])?);
+                continue;
+            }
+            let results = lockstep::lockstep(
+                chunk.len(),
+                |i, submit| {
+                    let req = &chunk[i];
+                    let target: Emotion =
+                        req.target
+                            .parse()
+                            .map_err(|e: crate::emotion::UnknownEmotion| {
+                                invalid("target", e.to_string())
+                            })?;
+                    let mut noise = SeededNoise::new(req.seed);
+                    let (img, trace) =
+                        self.edit_unit_with(req.source, target, &mut noise, &mut |job| {
+                            submit(job).map_err(|reason| EditError::Failed {
+                                method: DISPLAY_NAME.into(),
+                                reason,
+                            })
+                        })?;
+                    let img = unit_tensor_to_image(&img, Quantise::Truncate).map_err(backend)?;
+                    Ok::<_, EditError>((img, Some(trace)))
+                },
+                |jobs| self.run_passes(jobs).map_err(|e| e.to_string()),
+            );
+            for r in results {
+                out.push(r?);
+            }
+        }
+        Ok(out)
     }
 
     fn weights(&self) -> Vec<WeightFile> {

@@ -38,6 +38,14 @@ pub enum PipelineError {
         /// The smallest side accepted.
         min: u32,
     },
+    /// The images of one batch differ in size.
+    #[error("diffusion pipeline: a batch mixes latent sizes {first:?} and {other:?} (batch only images of one size)")]
+    MixedSizes {
+        /// Latent (channels, height, width) of the first image.
+        first: (usize, usize, usize),
+        /// Latent size of the image that differs.
+        other: (usize, usize, usize),
+    },
 }
 
 /// Result of this module.
@@ -50,6 +58,32 @@ pub struct Guidance {
     pub text: f32,
     /// Guidance on the input image (`image_guidance_scale`, 1.5).
     pub image: f32,
+}
+
+/// One image of a batched InstructPix2Pix call.
+pub struct Ip2pItem<'a> {
+    /// Prompt embeddings (3, tokens, dim): instruction, empty prompt, empty prompt.
+    pub prompt_embeds: &'a Tensor,
+    /// The image, (1, 3, h, w) in [0, 1] with h and w multiples of 8.
+    pub image01: &'a Tensor,
+    /// This image's noise: its initial latents, then one ancestral draw per step.
+    pub noise: &'a mut dyn NoiseSource,
+}
+
+/// One image of a batched EmoEditor pass.
+pub struct EmoPassItem<'a> {
+    /// Emotion-direction tokens (1, 77, dim).
+    pub context: &'a Tensor,
+    /// The image to edit, (1, 3, h, w) in [0, 1].
+    pub image01: &'a Tensor,
+    /// The unscaled posterior mode of the source (the image condition).
+    pub cond_latents: &'a Tensor,
+    /// This image's DDIM scheduler (its timesteps are set from `train_steps`).
+    pub scheduler: &'a mut Ddim,
+    /// The authors' T: timesteps are spaced over this many training steps.
+    pub train_steps: usize,
+    /// This image's noise: the posterior sample's, then the forward process's.
+    pub noise: &'a mut dyn NoiseSource,
 }
 
 /// Called after each denoising step with (step, total).
@@ -161,43 +195,97 @@ impl EditPipeline {
         scheduler: &EulerAncestral,
         guidance: Guidance,
         noise: &mut dyn NoiseSource,
-        mut on_step: Option<StepCallback<'_>>,
+        on_step: Option<StepCallback<'_>>,
     ) -> Result<Tensor> {
-        let (mode, _) = self.encode(image01)?;
-        let (_, c, h, w) = mode.dims4()?;
-        let shape = [1, c, h, w];
-        let cond = Tensor::cat(&[&mode, &mode, &mode.zeros_like()?], 0)?;
-        let context = self.to_model(prompt_embeds)?;
+        let mut items = [Ip2pItem {
+            prompt_embeds,
+            image01,
+            noise,
+        }];
+        let mut out = self.instruct_pix2pix_batch(&mut items, scheduler, guidance, on_step)?;
+        Ok(out.swap_remove(0))
+    }
+
+    /// [`Self::instruct_pix2pix`] on several images of one size at once: every step is one UNet
+    /// call on 3 rows per image. Each image draws from its own noise source in the same order
+    /// as alone, so a batch computes what the single calls compute (up to the rounding of
+    /// differently blocked matrix products).
+    pub fn instruct_pix2pix_batch(
+        &self,
+        items: &mut [Ip2pItem<'_>],
+        scheduler: &EulerAncestral,
+        guidance: Guidance,
+        mut on_step: Option<StepCallback<'_>>,
+    ) -> Result<Vec<Tensor>> {
+        let mut conds = Vec::with_capacity(items.len());
+        let mut contexts = Vec::with_capacity(items.len());
+        let mut size = None;
+        for item in items.iter() {
+            let (mode, _) = self.encode(item.image01)?;
+            let (_, c, h, w) = mode.dims4()?;
+            match size {
+                None => size = Some((c, h, w)),
+                Some(first) if first != (c, h, w) => {
+                    return Err(PipelineError::MixedSizes {
+                        first,
+                        other: (c, h, w),
+                    })
+                }
+                Some(_) => {}
+            }
+            conds.push(Tensor::cat(&[&mode, &mode, &mode.zeros_like()?], 0)?);
+            contexts.push(self.to_model(item.prompt_embeds)?);
+        }
+        let Some((c, h, w)) = size else {
+            return Ok(Vec::new());
+        };
+        let cond = Tensor::cat(&conds, 0)?;
+        let context = Tensor::cat(&contexts, 0)?;
+        let n = c * h * w;
         let sigma0 = scheduler.init_noise_sigma();
-        let mut latents: Vec<f32> = noise
-            .normal(c * h * w)
-            .into_iter()
-            .map(|v| v * sigma0)
+        let mut latents: Vec<Vec<f32>> = items
+            .iter_mut()
+            .map(|item| {
+                item.noise
+                    .normal(n)
+                    .into_iter()
+                    .map(|v| v * sigma0)
+                    .collect()
+            })
             .collect();
         let total = scheduler.timesteps().len();
         for (i, &t) in scheduler.timesteps().iter().enumerate() {
-            let scaled = scheduler.scale_model_input(&latents, i)?;
-            let x = self.upload(scaled, &shape)?;
-            let x = Tensor::cat(&[&x, &x, &x], 0)?;
+            let mut rows = Vec::with_capacity(3 * items.len() * n);
+            for l in &latents {
+                let scaled = scheduler.scale_model_input(l, i)?;
+                for _ in 0..3 {
+                    rows.extend_from_slice(&scaled);
+                }
+            }
+            let x = self.upload(rows, &[3 * items.len(), c, h, w])?;
             let input = Tensor::cat(&[&x, &cond], 1)?;
             let eps = Self::host(&self.unet.forward(&input, f64::from(t), &context)?)?;
-            let n = c * h * w;
-            let (text, rest) = eps.split_at(n);
-            let (img, uncond) = rest.split_at(n);
-            let guided: Vec<f32> = (0..n)
-                .map(|k| {
-                    uncond[k]
-                        + guidance.text * (text[k] - img[k])
-                        + guidance.image * (img[k] - uncond[k])
-                })
-                .collect();
-            let z = noise.normal(n);
-            latents = scheduler.step(&guided, i, &latents, &z)?.prev_sample;
+            for ((item, lat), eps) in items.iter_mut().zip(&mut latents).zip(eps.chunks(3 * n)) {
+                let (text, rest) = eps.split_at(n);
+                let (img, uncond) = rest.split_at(n);
+                let guided: Vec<f32> = (0..n)
+                    .map(|k| {
+                        uncond[k]
+                            + guidance.text * (text[k] - img[k])
+                            + guidance.image * (img[k] - uncond[k])
+                    })
+                    .collect();
+                let z = item.noise.normal(n);
+                *lat = scheduler.step(&guided, i, lat, &z)?.prev_sample;
+            }
             if let Some(cb) = on_step.as_mut() {
                 cb(i + 1, total);
             }
         }
-        self.decode_unit(&self.upload(latents, &shape)?)
+        latents
+            .into_iter()
+            .map(|l| self.decode_unit(&self.upload(l, &[1, c, h, w])?))
+            .collect()
     }
 
     /// One EmoEditor diffusion pass: encodes `image01` (posterior sample, scaled), noises it to
@@ -214,30 +302,100 @@ impl EditPipeline {
         steps: usize,
         train_steps: usize,
         noise: &mut dyn NoiseSource,
-        mut on_step: Option<StepCallback<'_>>,
+        on_step: Option<StepCallback<'_>>,
     ) -> Result<Tensor> {
-        scheduler.set_timesteps_with_train_steps(steps, train_steps)?;
-        let (mean, std) = self.encode(image01)?;
-        let dims = mean.dims().to_vec();
-        let n = mean.elem_count();
-        let eps = self.upload(noise.normal(n), &dims)?;
+        let mut items = [EmoPassItem {
+            context,
+            image01,
+            cond_latents,
+            scheduler,
+            train_steps,
+            noise,
+        }];
+        let mut out = self.emoeditor_pass_batch(&mut items, steps, on_step)?;
+        Ok(out.swap_remove(0))
+    }
+
+    /// [`Self::emoeditor_pass`] on several images of one size at once. Each keeps its own T
+    /// (so its own timesteps: the UNet takes one timestep per row) and draws from its own
+    /// noise source in the same order as alone.
+    pub fn emoeditor_pass_batch(
+        &self,
+        items: &mut [EmoPassItem<'_>],
+        steps: usize,
+        mut on_step: Option<StepCallback<'_>>,
+    ) -> Result<Vec<Tensor>> {
         let s = self.vae.config().scaling_factor;
-        let start = Self::host(&((&mean + (&std * &eps)?)? * s)?)?;
-        let timesteps = scheduler.timesteps().to_vec();
-        let first = *timesteps.first().ok_or(SchedulerError::TimestepsNotSet)?;
-        let mut latents = scheduler.add_noise(&start, &noise.normal(n), first)?;
-        let cond = self.to_model(cond_latents)?;
-        let context = self.to_model(context)?;
-        let total = timesteps.len();
-        for (i, &t) in timesteps.iter().enumerate() {
-            let x = self.upload(latents.clone(), &dims)?;
+        let mut latents = Vec::with_capacity(items.len());
+        let mut dims: Option<Vec<usize>> = None;
+        for item in items.iter_mut() {
+            item.scheduler
+                .set_timesteps_with_train_steps(steps, item.train_steps)?;
+            let (mean, std) = self.encode(item.image01)?;
+            let d = mean.dims().to_vec();
+            if let Some(first) = &dims {
+                if *first != d {
+                    let size = |v: &[usize]| (v[1], v[2], v[3]);
+                    return Err(PipelineError::MixedSizes {
+                        first: size(first),
+                        other: size(&d),
+                    });
+                }
+            }
+            let n = mean.elem_count();
+            let eps = self.upload(item.noise.normal(n), &d)?;
+            let start = Self::host(&((&mean + (&std * &eps)?)? * s)?)?;
+            let first = *item
+                .scheduler
+                .timesteps()
+                .first()
+                .ok_or(SchedulerError::TimestepsNotSet)?;
+            latents.push(
+                item.scheduler
+                    .add_noise(&start, &item.noise.normal(n), first)?,
+            );
+            dims = Some(d);
+        }
+        let Some(dims) = dims else {
+            return Ok(Vec::new());
+        };
+        let n: usize = dims.iter().product();
+        let conds: Vec<Tensor> = items
+            .iter()
+            .map(|item| self.to_model(item.cond_latents))
+            .collect::<candle_core::Result<_>>()?;
+        let cond = Tensor::cat(&conds, 0)?;
+        let contexts: Vec<Tensor> = items
+            .iter()
+            .map(|item| self.to_model(item.context))
+            .collect::<candle_core::Result<_>>()?;
+        let context = Tensor::cat(&contexts, 0)?;
+        let mut batch_dims = dims.clone();
+        batch_dims[0] = items.len();
+        for i in 0..steps {
+            let ts: Vec<i64> = items
+                .iter()
+                .map(|item| item.scheduler.timesteps().get(i).copied())
+                .collect::<Option<_>>()
+                .ok_or(SchedulerError::TimestepsNotSet)?;
+            let x = self.upload(latents.concat(), &batch_dims)?;
             let input = Tensor::cat(&[&x, &cond], 1)?;
-            let eps = Self::host(&self.unet.forward(&input, t as f64, &context)?)?;
-            latents = scheduler.step(&eps, t, &latents, 0.0, None)?.prev_sample;
+            let per_row: Vec<f64> = ts.iter().map(|&t| t as f64).collect();
+            let eps = Self::host(&self.unet.forward_per_row(&input, &per_row, &context)?)?;
+            for ((item, lat), (eps, &t)) in items
+                .iter_mut()
+                .zip(&mut latents)
+                .zip(eps.chunks(n).zip(&ts))
+            {
+                *lat = item.scheduler.step(eps, t, lat, 0.0, None)?.prev_sample;
+            }
             if let Some(cb) = on_step.as_mut() {
-                cb(i + 1, total);
+                cb(i + 1, steps);
             }
         }
-        self.decode_unit(&self.upload(latents, &dims)?)
+        latents
+            .into_iter()
+            .map(|l| self.decode_unit(&self.upload(l, &dims)?))
+            .collect()
     }
 }

@@ -505,7 +505,7 @@ impl UNet {
 
     /// diffusers' `Timesteps`: sinusoidal features of the timestep, computed in `f32` in the
     /// same order as diffusers so that large timesteps keep their phase.
-    fn timestep_features(&self, timestep: f64, batch: usize) -> Result<Vec<f32>> {
+    fn timestep_features(&self, timestep: f64) -> Vec<f32> {
         let dim = self.config.block_out_channels[0];
         let half = dim / 2;
         let denom = (half as f64 - self.config.freq_shift) as f32;
@@ -518,31 +518,39 @@ impl UNet {
             sin.push((arg as f64).sin() as f32);
             cos.push((arg as f64).cos() as f32);
         }
-        let row: Vec<f32> = if self.config.flip_sin_to_cos {
+        if self.config.flip_sin_to_cos {
             cos.into_iter().chain(sin).collect()
         } else {
             sin.into_iter().chain(cos).collect()
-        };
-        Ok(row
-            .iter()
-            .copied()
-            .cycle()
-            .take(row.len() * batch)
-            .collect())
+        }
     }
 
     /// Predicts the noise in `sample` (batch, in_channels, h, w) at `timestep`, conditioned on
     /// `context` (batch, tokens, cross_attention_dim).
     pub fn forward(&self, sample: &Tensor, timestep: f64, context: &Tensor) -> Result<Tensor> {
         let (b, _, _, _) = sample.dims4()?;
+        self.forward_per_row(sample, &vec![timestep; b], context)
+    }
+
+    /// [`Self::forward`] with one timestep per batch row (diffusers accepts a (batch,) tensor of
+    /// timesteps): lets images at different points of their schedules share one call.
+    pub fn forward_per_row(
+        &self,
+        sample: &Tensor,
+        timesteps: &[f64],
+        context: &Tensor,
+    ) -> Result<Tensor> {
+        let (b, _, _, _) = sample.dims4()?;
+        if timesteps.len() != b {
+            candle_core::bail!("{} timesteps for a batch of {b}", timesteps.len());
+        }
         let dtype = sample.dtype();
         let dim = self.config.block_out_channels[0];
-        let features = Tensor::from_vec(
-            self.timestep_features(timestep, b)?,
-            (b, dim),
-            sample.device(),
-        )?
-        .to_dtype(dtype)?;
+        let features: Vec<f32> = timesteps
+            .iter()
+            .flat_map(|&t| self.timestep_features(t))
+            .collect();
+        let features = Tensor::from_vec(features, (b, dim), sample.device())?.to_dtype(dtype)?;
         let temb = self.time_linear_2.forward(&candle_nn::ops::silu(
             &self.time_linear_1.forward(&features)?,
         )?)?;
