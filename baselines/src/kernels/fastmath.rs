@@ -3,46 +3,52 @@
 //! libm's `expf`/`erff` are scalar calls, so every loop around them runs one value at a time;
 //! on the UNet's attention scores and GEGLU activations that cost more than the matrix
 //! products. These versions are branch-free polynomials that LLVM turns into SIMD code when a
-//! loop is compiled for AVX2 or AVX-512 ([`vectorised`] picks the widest the CPU has at run
-//! time). Plain multiplies and adds (no FMA contraction), so every code path, vector or scalar,
-//! rounds the same way and gives the same bits.
+//! loop is compiled for AVX2 or AVX-512 (the row loops below are defined with `multiversion!`,
+//! which picks the widest the CPU has at run time). Plain multiplies and adds (no FMA
+//! contraction), so every code path, vector or scalar, rounds the same way and gives the same
+//! bits.
 //!
 //! - `exp`: Cephes' `expf` (range reduction by ln 2 in two parts, degree-5 minimax polynomial),
 //!   within 2 ulp of the exact value on the whole range (checked against `f64::exp` in tests).
 //! - `erf`: Abramowitz and Stegun 7.1.26 (absolute error 1.5e-7, below 6e-7 after rounding in
 //!   `f32`), the approximation PyTorch's vectorised CPU `erf` uses for `F.gelu` on `float`.
 
-/// Runs `f` compiled for the widest vector extension this CPU has (AVX-512, AVX2 + FMA, or
-/// baseline). `f` and what it calls must be inlinable (`#[inline(always)]` helpers) for the
-/// wider code to be generated; the results are the same bits on every path.
-#[inline(always)]
-pub fn vectorised<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F, checked just above.
-            return unsafe { with_avx512(f) };
+/// Defines a function whose body is compiled three times, for AVX-512, for AVX2 and for the
+/// baseline, and picks the widest the CPU has at run time. The body sits in an
+/// `#[inline(always)]` function called from `#[target_feature]` wrappers, so it is always inlined
+/// into them and vectorised at their width (a closure would be compiled once, at the baseline).
+/// Helpers the body calls must be `#[inline(always)]` too.
+macro_rules! multiversion {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$attr])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx2")]
+            unsafe fn wide512($($arg: $ty),*) $(-> $ret)? {
+                body($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2")]
+            unsafe fn wide256($($arg: $ty),*) $(-> $ret)? {
+                body($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU supports AVX-512F, checked just above.
+                    return unsafe { wide512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU supports AVX2, checked just above.
+                    return unsafe { wide256($($arg),*) };
+                }
+            }
+            body($($arg),*)
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { with_avx2(f) };
-        }
-    }
-    f()
+    };
 }
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2")]
-unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
-    f()
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
-    f()
-}
-
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 /// 1.5 * 2^23: adding it rounds a float below 2^22 in magnitude to an integer, kept in the low
 /// mantissa bits.
@@ -156,6 +162,51 @@ pub fn softmax_in_place(row: &mut [f32]) {
     }
 }
 
+multiversion! {
+    /// Softmax of each `tk`-wide row of `scores` in place; with `causal`, row `i` (query
+    /// `first_query + i`) keeps only the keys up to its own position and the rest become 0.
+    pub fn softmax_rows(scores: &mut [f32], tk: usize, first_query: usize, causal: bool) {
+        for (i, row) in scores.chunks_mut(tk.max(1)).enumerate() {
+            let valid = if causal { (first_query + i + 1).min(tk) } else { tk };
+            softmax_in_place(&mut row[..valid]);
+            row[valid..].fill(0.0);
+        }
+    }
+}
+
+multiversion! {
+    /// GEGLU on one row: `out = a * gelu(g)`.
+    pub fn geglu_row(out: &mut [f32], a: &[f32], g: &[f32]) {
+        for ((o, &a), &g) in out.iter_mut().zip(a).zip(g) {
+            *o = a * gelu(g);
+        }
+    }
+}
+
+multiversion! {
+    /// `dst = src * scale + shift`, then SiLU with `silu`; SiLU outputs too small to be normal
+    /// numbers become 0 (arithmetic on subnormals is two orders of magnitude slower on x86).
+    pub fn affine_silu(dst: &mut [f32], src: &[f32], scale: f32, shift: f32, silu_on: bool) {
+        if silu_on {
+            for (o, &v) in dst.iter_mut().zip(src) {
+                let y = silu(v * scale + shift);
+                *o = if y.abs() < f32::MIN_POSITIVE { 0.0 } else { y };
+            }
+        } else {
+            for (o, &v) in dst.iter_mut().zip(src) {
+                *o = v * scale + shift;
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// Mean and biased variance of `xs` (see [`mean_var`]), vectorised.
+    pub fn mean_var_wide(xs: &[f32]) -> (f64, f64) {
+        mean_var(xs)
+    }
+}
+
 /// Mean and biased variance of `xs`, accumulated in `f64` (two passes: the centred sum of
 /// squares avoids the cancellation of E[x^2] - E[x]^2 on large activations).
 #[inline(always)]
@@ -231,8 +282,13 @@ mod tests {
     #[test]
     fn vector_and_scalar_paths_agree_bit_for_bit() {
         let xs: Vec<f32> = (0..1000).map(|i| (i as f32 - 500.0) * 0.173).collect();
-        let wide: Vec<f32> = vectorised(|| xs.iter().map(|&x| gelu(x) + silu(x)).collect());
-        let scalar: Vec<f32> = xs.iter().map(|&x| gelu(x) + silu(x)).collect();
+        let ones = vec![1f32; xs.len()];
+        let mut wide = vec![0f32; xs.len()];
+        geglu_row(&mut wide, &ones, &xs);
+        let scalar: Vec<f32> = xs.iter().map(|&x| gelu(x)).collect();
+        assert_eq!(wide, scalar);
+        affine_silu(&mut wide, &xs, 1.0, 0.0, true);
+        let scalar: Vec<f32> = xs.iter().map(|&x| silu(x)).collect();
         assert_eq!(wide, scalar);
     }
 

@@ -14,8 +14,6 @@ mod winograd;
 
 pub use winograd::{conv3x3_winograd, WinogradTile, WinogradWeights};
 
-use fastmath::vectorised;
-
 /// Unfolds images laid out C x N x H x W (one image: plain C x H x W) into the (C k k) x (N Ho Wo)
 /// patch matrix, zero-padded: row (c, ky, kx), column (n, oy, ox), matching the (out, in, k, k)
 /// weight layout of PyTorch convolutions. `out` must hold `c k k n ho wo` values.
@@ -441,17 +439,6 @@ pub fn tokens_to_channels(
     out
 }
 
-/// Zero for subnormal values: arithmetic on them is two orders of magnitude slower on x86, and
-/// they are below anything the pipelines can resolve.
-#[inline(always)]
-fn flush(v: f32) -> f32 {
-    if v.abs() < f32::MIN_POSITIVE {
-        0.0
-    } else {
-        v
-    }
-}
-
 /// Group normalisation of a batch laid out N x C x (spatial), like `torch.nn.GroupNorm`
 /// (biased variance, `eps` inside the square root), with per-channel `weight` and `bias`, and
 /// optionally SiLU applied to the result.
@@ -475,33 +462,24 @@ pub fn group_norm(
         .enumerate()
         .for_each(|(ng, (dst, src))| {
             let g = ng % groups;
-            vectorised(|| {
-                let (mean, var) = fastmath::mean_var(src);
-                let inv = 1.0 / (var + eps).sqrt();
-                for ci in 0..per_group {
-                    let ch = g * per_group + ci;
-                    let scale = (weight[ch] as f64 * inv) as f32;
-                    let shift = (bias[ch] as f64 - mean * weight[ch] as f64 * inv) as f32;
-                    let s = &src[ci * spatial..(ci + 1) * spatial];
-                    let d = &mut dst[ci * spatial..(ci + 1) * spatial];
-                    if silu {
-                        for (o, &v) in d.iter_mut().zip(s) {
-                            *o = flush(fastmath::silu(v * scale + shift));
-                        }
-                    } else {
-                        for (o, &v) in d.iter_mut().zip(s) {
-                            *o = v * scale + shift;
-                        }
-                    }
-                }
-            });
+            let (mean, var) = fastmath::mean_var_wide(src);
+            let inv = 1.0 / (var + eps).sqrt();
+            for ci in 0..per_group {
+                let ch = g * per_group + ci;
+                let scale = (weight[ch] as f64 * inv) as f32;
+                let shift = (bias[ch] as f64 - mean * weight[ch] as f64 * inv) as f32;
+                let s = &src[ci * spatial..(ci + 1) * spatial];
+                let d = &mut dst[ci * spatial..(ci + 1) * spatial];
+                fastmath::affine_silu(d, s, scale, shift, silu);
+            }
         });
     out
 }
 
-/// Query rows per attention task: the block's scores (rows x keys) stay in the core's L2 cache
-/// between the two products and the softmax.
-const QUERY_BLOCK: usize = 64;
+/// Bytes of scores per attention task: blocks of query rows (all 1024 at 1024 keys, 256 at 4096)
+/// whose scores stay near the core between the two products and the softmax; smaller blocks
+/// measured slower, as every block re-packs the keys and values.
+const ATTENTION_BLOCK_BYTES: usize = 4 << 20;
 
 thread_local! {
     /// Per-thread scores and output block of [`attention`], reused across calls.
@@ -526,15 +504,18 @@ pub fn attention(
     causal: bool,
 ) -> Vec<f32> {
     let inner = heads * hd;
-    let blocks = tq.div_ceil(QUERY_BLOCK);
+    let query_block = (ATTENTION_BLOCK_BYTES / (4 * tk.max(1)))
+        .max(16)
+        .min(tq.max(1));
+    let blocks = tq.div_ceil(query_block);
     let mut result = vec![0f32; b * tq * inner];
     let ptr = SyncPtr(result.as_mut_ptr());
     (0..b * heads * blocks).into_par_iter().for_each(|task| {
         let p = &ptr;
         let (bh, blk) = (task / blocks, task % blocks);
         let (bi, h) = (bh / heads, bh % heads);
-        let q0 = blk * QUERY_BLOCK;
-        let rows = QUERY_BLOCK.min(tq - q0);
+        let q0 = blk * query_block;
+        let rows = query_block.min(tq - q0);
         let qp = &q[(bi * tq + q0) * inner + h * hd..];
         let kp = &k[bi * tk * inner + h * hd..];
         let vp = &v[bi * tk * inner + h * hd..];
@@ -550,13 +531,7 @@ pub fn attention(
                 (false, scale),
                 gemm::Parallelism::None,
             );
-            vectorised(|| {
-                for (i, row) in scores.chunks_mut(tk).enumerate() {
-                    let valid = if causal { (q0 + i + 1).min(tk) } else { tk };
-                    fastmath::softmax_in_place(&mut row[..valid]);
-                    row[valid..].fill(0.0);
-                }
-            });
+            fastmath::softmax_rows(scores, tk, q0, causal);
             gemm_views_with(
                 (rows, hd, tk),
                 View::new(out, hd, 1),
@@ -586,11 +561,7 @@ pub fn geglu(x: &[f32], inner: usize) -> Vec<f32> {
         .with_min_len(8)
         .for_each(|(o, row)| {
             let (a, g) = row.split_at(inner);
-            vectorised(|| {
-                for ((o, &a), &g) in o.iter_mut().zip(a).zip(g) {
-                    *o = a * fastmath::gelu(g);
-                }
-            });
+            fastmath::geglu_row(o, a, g);
         });
     out
 }

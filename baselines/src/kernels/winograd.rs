@@ -10,7 +10,7 @@
 
 use rayon::prelude::*;
 
-use super::{gemm_views_with, timing, vectorised, ConvInit, SyncPtr, View};
+use super::{gemm_views_with, timing, ConvInit, SyncPtr, View};
 
 /// The output tile of a Winograd convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,7 +229,11 @@ where
                 // does not divide reads past the padding, into zeros.
                 let pw = M * tw + 2;
                 let mut rows = vec![0f32; A * pw];
-                vectorised(|| {
+                // B^T applied down every column of the tile row once (x-major), and the row's
+                // transformed tiles gathered per ξ, so V is written in runs of `tw` values.
+                let mut colt = vec![0f32; pw * A];
+                let mut buf = vec![0f32; A * A * tw];
+                {
                     for (k, img) in imgs.clone().enumerate() {
                         let xc = &x[(img * cin + c) * h * w..(img * cin + c + 1) * h * w];
                         for ty in trows.clone() {
@@ -240,29 +244,36 @@ where
                                     row[1..=w].copy_from_slice(&xc[(y - 1) * w..y * w]);
                                 }
                             }
-                            let base = k * per_img + (ty - trows.start) * tw;
+                            for (xx, col) in colt.chunks_exact_mut(A).enumerate() {
+                                col.copy_from_slice(&bt(std::array::from_fn(|i| {
+                                    rows[i * pw + xx]
+                                })));
+                            }
                             for tx in 0..tw {
                                 let x0 = M * tx;
-                                // t = B^T d column by column, then V = t B row by row.
-                                let t: [[f32; A]; A] = std::array::from_fn(|j| {
-                                    bt(std::array::from_fn(|i| rows[i * pw + x0 + j]))
-                                });
-                                let t_idx = base + tx;
                                 for r in 0..A {
-                                    let vals = bt(std::array::from_fn(|j| t[j][r]));
+                                    let vals = bt(std::array::from_fn(|j| colt[(x0 + j) * A + r]));
                                     for (cc, val) in vals.iter().enumerate() {
-                                        let xi = r * A + cc;
-                                        // SAFETY: index < A^2 * cin * tiles and channel c's
-                                        // entries are written by this task only.
-                                        unsafe {
-                                            *p.0.add(xi * plane + c * tiles + t_idx) = *val;
-                                        }
+                                        buf[(r * A + cc) * tw + tx] = *val;
                                     }
+                                }
+                            }
+                            let base = k * per_img + (ty - trows.start) * tw;
+                            for (xi, run) in buf.chunks_exact(tw).enumerate() {
+                                // SAFETY: the run ends at xi * plane + c * tiles + base + tw <=
+                                // A^2 * cin * tiles, and channel c's entries are written by this
+                                // task only.
+                                unsafe {
+                                    std::ptr::copy_nonoverlapping(
+                                        run.as_ptr(),
+                                        p.0.add(xi * plane + c * tiles + base),
+                                        tw,
+                                    );
                                 }
                             }
                         }
                     }
-                });
+                }
             });
         }
         // M: A^2 x cout x tiles, one single-threaded product per ξ, in parallel.
@@ -294,11 +305,18 @@ where
                 let res = init
                     .residual
                     .map(|r| &r[(img * cout + o) * h * w..(img * cout + o + 1) * h * w]);
-                vectorised(|| {
+                // This channel's products for one tile row, gathered per ξ first (A^2 runs of
+                // `tw` values instead of A^2 interleaved streams).
+                let mut mb = vec![0f32; A * A * tw];
+                {
                     for ty in trows.clone() {
+                        let base = k * per_img + (ty - trows.start) * tw;
+                        for (xi, run) in mb.chunks_exact_mut(tw).enumerate() {
+                            let at = (xi * cout + o) * tiles + base;
+                            run.copy_from_slice(&m[at..at + tw]);
+                        }
                         for tx in 0..tw {
-                            let t_idx = k * per_img + (ty - trows.start) * tw + tx;
-                            let mv = |xi: usize| m[(xi * cout + o) * tiles + t_idx];
+                            let mv = |xi: usize| mb[xi * tw + tx];
                             // A^T m column by column (M x A), then each row times A.
                             let cols: [[f32; M]; A] =
                                 std::array::from_fn(|j| at(std::array::from_fn(|i| mv(i * A + j))));
@@ -318,7 +336,7 @@ where
                             }
                         }
                     }
-                });
+                }
             });
     }
     out
