@@ -231,6 +231,21 @@ fn edit(
     ])
 }
 
+/// The largest per-channel difference between two same-size 8-bit images.
+fn max_level_difference(a: &Path, b: &Path) -> u8 {
+    let (a, b) = (
+        image::open(a).unwrap().to_rgb8(),
+        image::open(b).unwrap().to_rgb8(),
+    );
+    assert_eq!(a.dimensions(), b.dimensions());
+    a.as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| x.abs_diff(*y))
+        .max()
+        .unwrap_or(0)
+}
+
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("emobench-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -338,17 +353,8 @@ fn emoeditor_run_folder_with_trace_resumes_and_is_deterministic() {
     batched(&d);
     for t in ["awe", "fear"] {
         let p = format!("emoeditor/chelsea/{t}.png");
-        let (one, two) = (
-            image::open(a.join(&p)).unwrap().to_rgb8(),
-            image::open(c.join(&p)).unwrap().to_rgb8(),
-        );
-        let worst = one
-            .as_raw()
-            .iter()
-            .zip(two.as_raw())
-            .map(|(x, y)| x.abs_diff(*y))
-            .max();
-        assert!(worst <= Some(1), "{p}: {worst:?} levels");
+        let worst = max_level_difference(&a.join(&p), &c.join(&p));
+        assert!(worst <= 1, "{p}: {worst} levels");
         assert!(
             std::fs::read(c.join(&p)).unwrap() == std::fs::read(d.join(&p)).unwrap(),
             "{p}: batched reruns differ"
@@ -487,17 +493,8 @@ fn instruct_pix2pix_runs_from_a_diffusers_folder() {
     }
     for t in ["awe", "fear"] {
         let p = format!("ip2p/chelsea/{t}.png");
-        let (a, b) = (
-            image::open(one.join(&p)).unwrap().to_rgb8(),
-            image::open(two.join(&p)).unwrap().to_rgb8(),
-        );
-        let worst = a
-            .as_raw()
-            .iter()
-            .zip(b.as_raw())
-            .map(|(x, y)| x.abs_diff(*y))
-            .max();
-        assert!(worst <= Some(1), "{p}: {worst:?} levels");
+        let worst = max_level_difference(&one.join(&p), &two.join(&p));
+        assert!(worst <= 1, "{p}: {worst} levels");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -196,18 +196,55 @@ fn clip_text_encoder_matches_transformers() {
     }
 }
 
-fn ip2p_method() -> InstructPix2Pix {
+fn ip2p_scheduler_config() -> EulerAncestralConfig {
+    weights::read_config(&dir().join("tiny-ip2p/scheduler/scheduler_config.json"))
+        .expect("scheduler")
+}
+
+fn ip2p_method_batched(batch: usize) -> InstructPix2Pix {
     let d = dir().join("tiny-ip2p");
     let (text, tokenizer, _) = weights::load_text_encoder(&d, &opts()).expect("text");
-    let sched: EulerAncestralConfig =
-        weights::read_config(&d.join("scheduler/scheduler_config.json")).expect("scheduler");
     // diffusers 0.42 snaps to multiples of 8 (the VAE factor); the original pipeline used 64.
     let options = Ip2pOptions {
         steps: 3,
         multiple: 8,
+        batch,
         ..Ip2pOptions::default()
     };
-    InstructPix2Pix::from_parts(options, pipeline(), text, tokenizer, sched).expect("ip2p")
+    InstructPix2Pix::from_parts(
+        options,
+        pipeline(),
+        text,
+        tokenizer,
+        ip2p_scheduler_config(),
+    )
+    .expect("ip2p")
+}
+
+fn ip2p_method() -> InstructPix2Pix {
+    ip2p_method_batched(1)
+}
+
+/// The reference edit's injected noise: initial latents, then one draw per step.
+fn ip2p_replay_noise(f: &Fixture) -> ReplayNoise {
+    ReplayNoise::new(
+        vec![
+            f.flat("ip2p.init_noise"),
+            f.flat("ip2p.step_noise.0"),
+            f.flat("ip2p.step_noise.1"),
+            f.flat("ip2p.step_noise.2"),
+        ],
+        vec![],
+    )
+}
+
+/// diffusers' edited image (h, w, 3) as a (1, 3, h, w) tensor.
+fn ip2p_reference_image(f: &Fixture) -> Tensor {
+    f.t("ip2p.image")
+        .permute((2, 0, 1))
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap()
 }
 
 #[test]
@@ -228,24 +265,10 @@ fn instruct_pix2pix_pass_matches_the_diffusers_pipeline() {
     let x = image_to_unit_tensor(&pre, &Device::Cpu).unwrap();
     let (mode, _) = pipeline().encode(&x).expect("mode");
     assert_close("image latents", &mode, &f.t("ip2p.image_latents"), TOL);
-    let mut noise = ReplayNoise::new(
-        vec![
-            f.flat("ip2p.init_noise"),
-            f.flat("ip2p.step_noise.0"),
-            f.flat("ip2p.step_noise.1"),
-            f.flat("ip2p.step_noise.2"),
-        ],
-        vec![],
-    );
+    let mut noise = ip2p_replay_noise(&f);
     let out = m.edit_unit(&source, "amusement", &mut noise).expect("edit");
     assert!(!noise.exhausted, "draws in the reference's order and sizes");
-    let want = f
-        .t("ip2p.image")
-        .permute((2, 0, 1))
-        .unwrap()
-        .unsqueeze(0)
-        .unwrap();
-    assert_close("ip2p image", &out, &want, TOL);
+    assert_close("ip2p image", &out, &ip2p_reference_image(&f), TOL);
 }
 
 fn emoeditor_pass(f: &Fixture, p: &EditPipeline, prefix: &str, image: &Tensor) -> Tensor {
@@ -379,34 +402,17 @@ fn batched_conditions_match_single_edits() {
         .expect("png")
         .to_rgb8();
     let x = image_to_unit_tensor(&m.preprocess(&source).expect("pre"), &Device::Cpu).unwrap();
-    let replay = || {
-        ReplayNoise::new(
-            vec![
-                f.flat("ip2p.init_noise"),
-                f.flat("ip2p.step_noise.0"),
-                f.flat("ip2p.step_noise.1"),
-                f.flat("ip2p.step_noise.2"),
-            ],
-            vec![],
-        )
-    };
     let (amusement, fear) = (
         m.prompt_embeds("amusement").unwrap(),
         m.prompt_embeds("fear").unwrap(),
     );
-    let sched = {
-        let d = dir().join("tiny-ip2p");
-        let config: EulerAncestralConfig =
-            weights::read_config(&d.join("scheduler/scheduler_config.json")).expect("scheduler");
-        let mut s = baselines::diffusion::EulerAncestral::new(config).unwrap();
-        s.set_timesteps(3).unwrap();
-        s
-    };
+    let mut sched = baselines::diffusion::EulerAncestral::new(ip2p_scheduler_config()).unwrap();
+    sched.set_timesteps(3).unwrap();
     let guidance = Guidance {
         text: 7.5,
         image: 1.5,
     };
-    let (mut n1, mut n2) = (replay(), SeededNoise::new(9));
+    let (mut n1, mut n2) = (ip2p_replay_noise(&f), SeededNoise::new(9));
     let mut items = [
         Ip2pItem {
             prompt_embeds: &fear,
@@ -422,13 +428,12 @@ fn batched_conditions_match_single_edits() {
     let outs = p
         .instruct_pix2pix_batch(&mut items, &sched, guidance, None)
         .expect("batch");
-    let want = f
-        .t("ip2p.image")
-        .permute((2, 0, 1))
-        .unwrap()
-        .unsqueeze(0)
-        .unwrap();
-    assert_close("batched ip2p image", &outs[1], &want, TOL);
+    assert_close(
+        "batched ip2p image",
+        &outs[1],
+        &ip2p_reference_image(&f),
+        TOL,
+    );
     let single = p
         .instruct_pix2pix(&fear, &x, &sched, guidance, &mut SeededNoise::new(9), None)
         .expect("single");
@@ -461,19 +466,7 @@ fn batched_conditions_match_single_edits() {
 #[test]
 fn ip2p_batch_option_keeps_request_order() {
     let single = ip2p_method();
-    let batched = {
-        let d = dir().join("tiny-ip2p");
-        let (text, tokenizer, _) = weights::load_text_encoder(&d, &opts()).expect("text");
-        let sched: EulerAncestralConfig =
-            weights::read_config(&d.join("scheduler/scheduler_config.json")).expect("scheduler");
-        let options = Ip2pOptions {
-            steps: 3,
-            multiple: 8,
-            batch: 2,
-            ..Ip2pOptions::default()
-        };
-        InstructPix2Pix::from_parts(options, pipeline(), text, tokenizer, sched).expect("ip2p")
-    };
+    let batched = ip2p_method_batched(2);
     assert_eq!(batched.batch_size(), 2);
     let big = image::open(dir().join("ip2p_source.png"))
         .expect("png")

@@ -320,6 +320,23 @@ impl EmoEditor {
         })
     }
 
+    /// One job: the target parsed, the job's seeded noise, the kept image quantised as the
+    /// authors save it, and the trace; `run` runs the diffusion passes.
+    fn edit_request(
+        &self,
+        req: &EditRequest<'_>,
+        run: &mut dyn FnMut(PassJob) -> Result<Tensor, EditError>,
+    ) -> Result<(RgbImage, Option<serde_json::Value>), EditError> {
+        let target: Emotion = req
+            .target
+            .parse()
+            .map_err(|e: crate::emotion::UnknownEmotion| invalid("target", e.to_string()))?;
+        let mut noise = SeededNoise::new(req.seed);
+        let (img, trace) = self.edit_unit_with(req.source, target, &mut noise, run)?;
+        let out = unit_tensor_to_image(&img, Quantise::Truncate).map_err(backend)?;
+        Ok((out, Some(trace)))
+    }
+
     /// Runs diffusion passes of one or several images in one batched call.
     fn run_passes(&self, jobs: Vec<PassJob>) -> Result<Vec<Tensor>, EditError> {
         let mut parts = Vec::with_capacity(jobs.len());
@@ -456,14 +473,10 @@ impl EditMethod for EmoEditor {
         &self,
         req: &EditRequest<'_>,
     ) -> Result<(RgbImage, Option<serde_json::Value>), EditError> {
-        let target: Emotion = req
-            .target
-            .parse()
-            .map_err(|e: crate::emotion::UnknownEmotion| invalid("target", e.to_string()))?;
-        let mut noise = SeededNoise::new(req.seed);
-        let (img, trace) = self.edit_unit(req.source, target, &mut noise)?;
-        let out = unit_tensor_to_image(&img, Quantise::Truncate).map_err(backend)?;
-        Ok((out, Some(trace)))
+        self.edit_request(req, &mut |job| {
+            let mut out = self.run_passes(vec![job])?;
+            Ok(out.swap_remove(0))
+        })
     }
 
     fn batch_size(&self) -> usize {
@@ -483,23 +496,12 @@ impl EditMethod for EmoEditor {
             let results = lockstep::lockstep(
                 chunk.len(),
                 |i, submit| {
-                    let req = &chunk[i];
-                    let target: Emotion =
-                        req.target
-                            .parse()
-                            .map_err(|e: crate::emotion::UnknownEmotion| {
-                                invalid("target", e.to_string())
-                            })?;
-                    let mut noise = SeededNoise::new(req.seed);
-                    let (img, trace) =
-                        self.edit_unit_with(req.source, target, &mut noise, &mut |job| {
-                            submit(job).map_err(|reason| EditError::Failed {
-                                method: DISPLAY_NAME.into(),
-                                reason,
-                            })
-                        })?;
-                    let img = unit_tensor_to_image(&img, Quantise::Truncate).map_err(backend)?;
-                    Ok::<_, EditError>((img, Some(trace)))
+                    self.edit_request(&chunk[i], &mut |job| {
+                        submit(job).map_err(|reason| EditError::Failed {
+                            method: DISPLAY_NAME.into(),
+                            reason,
+                        })
+                    })
                 },
                 |jobs| self.run_passes(jobs).map_err(|e| e.to_string()),
             );
