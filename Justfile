@@ -53,12 +53,12 @@ imgproc-timing:
 # Regenerate the diffusion fixtures: tiny SD 1.5 / Ip2p / EmoEditor models and diffusers outputs
 # (torch, diffusers, transformers; the slow CLIP tokenizer check wants transformers<5 in a second venv).
 fixtures-diffusion:
-    python3 baselines/tests/fixtures/diffusion/make_diffusion_fixtures.py
-    python3 baselines/tests/fixtures/shapes/make_shapes.py
+    python3 models/tests/fixtures/diffusion/make_diffusion_fixtures.py
+    python3 models/tests/fixtures/shapes/make_shapes.py
 
 # Regenerate the CLIP tokenizer cases (transformers<5 for the slow tokenizer, no ftfy).
 fixtures-tokenizer bpe:
-    python3 baselines/tests/fixtures/tokenizer/make_tokenizer_cases.py --bpe {{bpe}} --out baselines/tests/fixtures/tokenizer --merges 1000
+    python3 models/tests/fixtures/tokenizer/make_tokenizer_cases.py --bpe {{bpe}} --out models/tests/fixtures/tokenizer --merges 1000
 
 # Regenerate the critic cases by running the EmoEditor authors' test.py (path to it) unchanged.
 fixtures-critic test_py:
@@ -66,7 +66,7 @@ fixtures-critic test_py:
 
 # Diffusion speed, Rust side (real SD 1.5 shapes, random weights, 256x256, 2 CPU threads).
 bench-diffusion:
-    cargo bench -p emobench-baselines --bench unet -- --size 256 --steps 3 --repeats 3
+    cargo bench -p emobench-models --bench unet -- --size 256 --steps 3 --repeats 3
 
 # Diffusion speed, diffusers side (same shapes, same machine).
 bench-diffusion-python:

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::Device;
-use emobench::imgproc::canny::canny_rgb;
-use emobench::imgproc::gray::rgb_to_gray_cv;
-use emobench::imgproc::resize::ResizeFilter;
-use emobench::imgproc::ssim::{ssim_gray, ssim_rgb, SsimOptions};
-use emobench::predictor::Predictor;
-use emobench::score::load_for_metrics;
+use emobench_core::imgproc::canny::canny_rgb;
+use emobench_core::imgproc::gray::rgb_to_gray_cv;
+use emobench_core::imgproc::resize::ResizeFilter;
+use emobench_core::imgproc::ssim::{ssim_gray, ssim_rgb, SsimOptions};
+use emobench_core::predictor::Predictor;
+use emobench_core::score::load_for_metrics;
 
 fn median_ms(mut f: impl FnMut(), reps: usize) -> f64 {
     f();
@@ -63,7 +63,7 @@ fn main() -> anyhow::Result<()> {
     let runs = tmp.join("runs/shift");
     std::fs::create_dir_all(&runs)?;
     let mut csv = String::from("id,path,emotion\n");
-    let emos = emobench::emotion::Emotion::ALL;
+    let emos = emobench_core::emotion::Emotion::ALL;
     for (i, img) in imgs.iter().enumerate() {
         let id = format!("s{i}");
         let src = tmp.join(format!("{id}.png"));
@@ -76,15 +76,15 @@ fn main() -> anyhow::Result<()> {
         }
         std::fs::create_dir_all(runs.join(&id))?;
         for t in e.cross_targets() {
-            shifted.save(emobench::runs::output_path(&runs, &id, t))?;
+            shifted.save(emobench_core::runs::output_path(&runs, &id, t))?;
         }
     }
     std::fs::write(tmp.join("sources.csv"), csv)?;
-    let cfg = emobench::score::ScoreConfig {
+    let cfg = emobench_core::score::ScoreConfig {
         sources: tmp.join("sources.csv"),
         runs: tmp.join("runs"),
         methods: None,
-        conditions: emobench::emotion::Conditions::Cross,
+        conditions: emobench_core::emotion::Conditions::Cross,
         resize: ResizeFilter::Bicubic,
         metrics: Default::default(),
         batch: 8,

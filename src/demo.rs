@@ -6,14 +6,14 @@ use std::path::Path;
 use anyhow::Context;
 use candle_core::Device;
 
-use crate::edit::{run_edit, EditConfig};
-use crate::emotion::Conditions;
-use crate::imgproc::resize::ResizeFilter;
-use crate::metrics::MetricOptions;
-use crate::predictor::{Predictor, STAND_IN_SEED};
-use crate::runs::Shard;
-use crate::score::{load_for_metrics, ScoreConfig};
-use crate::sources::read_sources;
+use emobench_core::edit::EditConfig;
+use emobench_core::emotion::Conditions;
+use emobench_core::imgproc::resize::ResizeFilter;
+use emobench_core::metrics::MetricOptions;
+use emobench_core::predictor::{Predictor, STAND_IN_SEED};
+use emobench_core::runs::Shard;
+use emobench_core::score::{load_for_metrics, ScoreConfig};
+use emobench_core::sources::read_sources;
 
 /// Runs the demo from `data` (sources.csv, references.csv, photos) into `out`.
 pub fn run_demo(data: &Path, out: &Path, seed: u64) -> anyhow::Result<()> {
@@ -33,7 +33,7 @@ pub fn run_demo(data: &Path, out: &Path, seed: u64) -> anyhow::Result<()> {
         shard: Shard::default(),
         seed,
     };
-    let s = run_edit(&edit, &baselines::registry::Registry::builtin())?;
+    let s = crate::commands::edit(&edit)?;
     eprintln!(
         "      {} edits: {} written, {} already there",
         s.jobs, s.written, s.skipped
@@ -54,7 +54,7 @@ pub fn run_demo(data: &Path, out: &Path, seed: u64) -> anyhow::Result<()> {
         metrics: MetricOptions::default(),
         batch: 8,
     };
-    let (result, notes) = crate::cli::score_and_report(&cfg, &predictor, &report)?;
+    let (result, notes) = crate::commands::score_and_report(&cfg, &predictor, &report)?;
 
     let cams = out.join("reports").join("gradcam");
     eprintln!(
@@ -67,8 +67,8 @@ pub fn run_demo(data: &Path, out: &Path, seed: u64) -> anyhow::Result<()> {
             .predict_with_cam(&[&img])?
             .pop()
             .context("predictor returned nothing")?;
-        let overlay = crate::overlay::cam_overlay(&img, &cam, 0.5);
-        crate::image_io::save_png_atomic(&cams.join(format!("{}.png", s.id)), &overlay)?;
+        let overlay = reports::overlay::cam_overlay(&img, &cam, 0.5);
+        emobench_core::image_io::save_png_atomic(&cams.join(format!("{}.png", s.id)), &overlay)?;
     }
 
     println!("{}", notes.join("\n"));

@@ -1,23 +1,7 @@
-//! emobench: run, score and study emotion-evoking image edits exactly as "Make Me Happier"
-//! (EmoEditor, Lin et al.) did: its emotion predictor and Grad-CAM, the four Table-1 metrics (EMR,
-//! ESR, ENRD, ESS), colour transfer and the other baselines (in the `baselines` crate), and the 2AFC
-//! human study.
+//! The `emobench` application: the command line ([`cli`]), one library call per command
+//! ([`commands`]) and the demo ([`demo`]). The work itself lives in the workspace's crates:
+//! `emobench_core` (the harness), `models`, `baselines`, `emoeditor`, `reports` and `studies`.
 
 pub mod cli;
+pub mod commands;
 pub mod demo;
-pub mod edit;
-pub mod emoeditor;
-pub mod emotion;
-pub mod image_io;
-pub mod imgproc;
-pub mod metrics;
-pub mod overlay;
-pub mod plots;
-pub mod predictor;
-pub mod progress;
-pub mod provenance;
-pub mod report;
-pub mod runs;
-pub mod score;
-pub mod sources;
-pub mod study;

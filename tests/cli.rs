@@ -44,7 +44,7 @@ fn tables(dir: &Path) -> (PathBuf, PathBuf) {
     .unwrap();
     let refs = dir.join("references.csv");
     let mut r = String::from("id,path,emotion\n");
-    for (i, e) in emobench::emotion::Emotion::ALL.iter().enumerate() {
+    for (i, e) in emobench_core::emotion::Emotion::ALL.iter().enumerate() {
         let photo = ["astronaut", "coffee", "flower", "rocket"][i % 4];
         r.push_str(&format!("{e}_{photo},{}/{photo}.png,{e}\n", p.display()));
     }

@@ -1,21 +1,19 @@
 //! EmoEditor: the direction encoder against PyTorch, the critic loop against the authors'
 //! `test.py` run unchanged on scripted predictions, and whole runs through the CLI with tiny
-//! random-weight models (the diffusion fixtures of `baselines/tests/fixtures/diffusion/`).
+//! random-weight models (the diffusion fixtures of `models/tests/fixtures/diffusion/`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use emobench::emoeditor::critic::{
-    run_critic, CriticOptions, PassInput, PassOutcome, Profile, StopReason,
-};
-use emobench::emoeditor::encoder::EmoDirectionEncoder;
+use emoeditor::critic::{run_critic, CriticOptions, PassInput, PassOutcome, Profile, StopReason};
+use emoeditor::encoder::EmoDirectionEncoder;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn diffusion() -> PathBuf {
-    root().join("baselines/tests/fixtures/diffusion")
+    root().join("models/tests/fixtures/diffusion")
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use emobench::image_io::{load_rgb, load_rgb_with, DecodeLimits};
+use emobench_core::image_io::{load_rgb, load_rgb_with, DecodeLimits};
 
 fn bad(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

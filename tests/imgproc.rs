@@ -1,4 +1,4 @@
-//! Compares `emobench::imgproc` with outputs of the reference libraries (Pillow, OpenCV,
+//! Compares `emobench_core::imgproc` with outputs of the reference libraries (Pillow, OpenCV,
 //! scikit-image) stored in `tests/fixtures/imgproc/` by `make_fixtures.py`.
 //!
 //! Set `EMOBENCH_IMGPROC_FIXTURES=DIR` to run the same comparisons on another fixture folder,
@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use emobench::imgproc::{
+use emobench_core::imgproc::{
     canny_gray, canny_rgb, resize_gray_pil_with, resize_linear_f32, resize_pil, resize_pil_with,
     rgb_to_gray_cv, ssim_gray, ssim_rgb, PassOrder, ResizeFilter, SsimError, SsimOptions,
 };

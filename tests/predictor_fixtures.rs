@@ -6,12 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use emobench::emotion::Emotion;
-use emobench::image_io::load_rgb;
-use emobench::metrics::{self, EdgeInput, EnrdAverage};
-use emobench::predictor::checkpoint::load_state_dict;
-use emobench::predictor::resnet::ResNetConfig;
-use emobench::predictor::{ClassOrder, Predictor};
+use emobench_core::emotion::Emotion;
+use emobench_core::image_io::load_rgb;
+use emobench_core::metrics::{self, EdgeInput, EnrdAverage};
+use emobench_core::predictor::{ClassOrder, Predictor};
+use models::resnet::ResNetConfig;
+use models::weights::checkpoint::load_state_dict;
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch")
@@ -167,7 +167,7 @@ fn the_four_metrics_match_the_reference_pipeline_on_photo_pairs() {
     let w51 = metrics::SsimChoice {
         input: EdgeInput::Gray,
         win_size: 51,
-        options: emobench::imgproc::ssim::SsimOptions::uniform(51),
+        options: emobench_core::imgproc::ssim::SsimOptions::uniform(51),
     };
     for c in &cases {
         let id = format!("{} -> {} ({})", c.source, c.generated, c.target);

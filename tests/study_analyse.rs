@@ -6,10 +6,12 @@ mod common;
 
 use std::path::Path;
 
-use emobench::study::analysis::{analyse_files, AnalyseOptions};
-use emobench::study::config::Study;
-use emobench::study::design::{make_design, Design, DesignInputs};
-use emobench::study::simulate::{simulate, write, ResponseFormat, SimulateOptions};
+use studies::analysis::AnalyseOptions;
+use studies::config::Study;
+use studies::design::{Design, DesignInputs};
+use studies::publish::make_design;
+use studies::report::analyse_files;
+use studies::simulate::{simulate, write, ResponseFormat, SimulateOptions};
 
 fn design(dir: &Path, participants: u32, trials: u32) -> Design {
     let runs = common::make_runs(dir, &["emoeditor", "ct", "nst"], &[], false);
@@ -78,7 +80,7 @@ fn formats_agree_and_clickers_are_excluded() {
     // removed and every attentive participant is kept.
     let attentive = people
         .iter()
-        .filter(|p| p.behaviour == emobench::study::simulate::Behaviour::Attentive)
+        .filter(|p| p.behaviour == studies::simulate::Behaviour::Attentive)
         .count() as u64;
     assert!(
         a.summary.participants_kept >= attentive - 2,

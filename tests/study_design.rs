@@ -5,9 +5,11 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use emobench::study::config::Study;
-use emobench::study::design::{by_participant, make_design, DesignInputs};
-use emobench::study::web::write_check_image;
+use studies::config::Study;
+use studies::design::{by_participant, DesignInputs};
+use studies::ingest::{Kind, Side};
+use studies::publish::make_design;
+use studies::web::write_check_image;
 
 #[test]
 fn design_is_balanced_reproducible_and_uses_only_complete_pairs() {
@@ -47,8 +49,8 @@ fn design_is_balanced_reproducible_and_uses_only_complete_pairs() {
     let mut global: BTreeMap<String, u64> = BTreeMap::new();
     for (pid, trials) in &per {
         assert_eq!(trials.len(), 27, "{pid}");
-        let real: Vec<_> = trials.iter().filter(|t| t.kind == "real").collect();
-        let checks: Vec<_> = trials.iter().filter(|t| t.kind == "check").collect();
+        let real: Vec<_> = trials.iter().filter(|t| t.kind == Kind::Real).collect();
+        let checks: Vec<_> = trials.iter().filter(|t| t.kind == Kind::Check).collect();
         assert_eq!(real.len(), 21);
         assert_eq!(checks.len(), 6);
         // Left/right balanced within one.
@@ -57,7 +59,10 @@ fn design_is_balanced_reproducible_and_uses_only_complete_pairs() {
             ref_left == 10 || ref_left == 11,
             "{pid}: reference left {ref_left}"
         );
-        let c_left = checks.iter().filter(|t| t.correct_side == "left").count();
+        let c_left = checks
+            .iter()
+            .filter(|t| t.correct_side == Some(Side::Left))
+            .count();
         assert_eq!(c_left, 3);
         // Checks never adjacent, each pair once.
         let pos: Vec<u32> = checks.iter().map(|t| t.trial).collect();
@@ -73,11 +78,13 @@ fn design_is_balanced_reproducible_and_uses_only_complete_pairs() {
             *m.entry(t.compared_method.as_str()).or_default() += 1;
             *global.entry(t.compared_method.clone()).or_default() += 1;
             // Only complete pairs, only cross-valence targets.
-            assert!(!(t.compared_method == "ct" && t.source_id == "s_fear" && t.target == "awe"));
-            assert!(!(t.source_id == "s_sad" && t.target == "amusement"));
-            assert_ne!(t.source_emotion, "", "source emotion from sources.csv");
-            let se: emobench::emotion::Emotion = t.source_emotion.parse().expect("emotion");
-            let te: emobench::emotion::Emotion = t.target.parse().expect("emotion");
+            assert!(
+                !(t.compared_method == "ct" && t.source_id == "s_fear" && t.target.name() == "awe")
+            );
+            assert!(!(t.source_id == "s_sad" && t.target.name() == "amusement"));
+            assert_ne!(t.source_emotion, None, "source emotion from sources.csv");
+            let se: emobench_core::emotion::Emotion = t.source_emotion.expect("emotion");
+            let te: emobench_core::emotion::Emotion = t.target;
             assert_ne!(se.valence(), te.valence());
         }
         for v in m.values() {
@@ -86,7 +93,7 @@ fn design_is_balanced_reproducible_and_uses_only_complete_pairs() {
         // No (source, target) twice for one participant.
         let conds: HashSet<(&str, &str)> = real
             .iter()
-            .map(|t| (t.source_id.as_str(), t.target.as_str()))
+            .map(|t| (t.source_id.as_str(), t.target.name()))
             .collect();
         assert_eq!(conds.len(), real.len(), "{pid} sees a condition twice");
     }
@@ -105,10 +112,10 @@ fn design_is_balanced_reproducible_and_uses_only_complete_pairs() {
     let out = dir.join("d1");
     let mut rdr = csv::Reader::from_path(out.join("images.csv")).expect("images.csv");
     let mut n = 0;
-    for r in rdr.deserialize::<emobench::study::design::ImageRow>() {
+    for r in rdr.deserialize::<studies::design::ImageRow>() {
         let r = r.expect("row");
         let bytes = std::fs::read(out.join(&r.file)).expect("image copied");
-        assert_eq!(emobench::study::sha256_hex(&bytes), r.sha256);
+        assert_eq!(studies::sha256_hex(&bytes), r.sha256);
         assert!(!r.file.contains(&r.method));
         n += 1;
     }

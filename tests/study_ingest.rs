@@ -6,13 +6,12 @@ mod common;
 
 use std::path::PathBuf;
 
-use emobench::emotion::Emotion;
-use emobench::study::analysis::{analyse_files, AnalyseOptions};
-use emobench::study::cleaning::apply_attention_rule;
-use emobench::study::ingest::{
-    ingest_bytes_for_test, ingest_files, reason, write_tidy, Kind, Response, Side,
-};
+use emobench_core::emotion::Emotion;
 use proptest::prelude::*;
+use studies::analysis::AnalyseOptions;
+use studies::cleaning::apply_attention_rule;
+use studies::ingest::{ingest_bytes, ingest_files, reason, write_tidy, Kind, Response, Side};
+use studies::report::analyse_files;
 
 fn golden() -> Vec<PathBuf> {
     let d = common::root().join("tests/fixtures/study");
@@ -180,7 +179,7 @@ a,lab,4,real,s2,fear,awe,emoeditor,ct,,,\r\n\
 #[test]
 fn unknown_header_is_an_error_naming_the_file() {
     let e =
-        ingest_bytes_for_test(std::path::Path::new("x.csv"), b"a,b\n1,2\n").expect_err("unknown");
+        ingest_bytes(std::path::Path::new("x.csv"), b"a,b\n1,2\n", "online").expect_err("unknown");
     assert!(e.to_string().contains("x.csv:1"), "{e}");
 }
 
@@ -217,7 +216,7 @@ proptest! {
             b"participant,venue,trial,kind,source_id,source_emotion,target,left_method,right_method,choice,correct_side,rt_ms\n".to_vec()
         };
         data.extend_from_slice(&bytes);
-        let _ = ingest_bytes_for_test(std::path::Path::new("fuzz.csv"), &data);
-        let _ = ingest_bytes_for_test(std::path::Path::new("fuzz.csv"), &bytes);
+        let _ = ingest_bytes(std::path::Path::new("fuzz.csv"), &data, "online");
+        let _ = ingest_bytes(std::path::Path::new("fuzz.csv"), &bytes, "online");
     }
 }

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use emobench::study::{bradley_terry, power, stats};
 use serde_json::Value;
+use studies::{bradley_terry, power, stats};
 
 fn fixture() -> Value {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/study/stats_reference.json");

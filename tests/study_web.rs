@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use clap::Parser;
-use emobench::study::cli::{run, TrialsCommand};
+use emobench::cli::trials::{run, TrialsCommand};
 
 #[derive(Parser)]
 struct Cli {
@@ -110,9 +110,11 @@ fn scripted_participant_completes_the_page_and_the_csv_round_trips() {
     let trials = std::fs::read_to_string(design.join("trials.csv")).expect("trials.csv");
     let mut rdr = csv::Reader::from_reader(trials.as_bytes());
     let odd_real = rdr
-        .deserialize::<emobench::study::design::TrialRow>()
+        .deserialize::<studies::design::TrialRow>()
         .map(|r| r.expect("row"))
-        .filter(|r| r.participant == "p002" && r.kind == "real" && r.trial % 2 == 1)
+        .filter(|r| {
+            r.participant == "p002" && r.kind == studies::ingest::Kind::Real && r.trial % 2 == 1
+        })
         .count();
     let prefs = std::fs::read_to_string(report.join("preferences.csv")).expect("prefs");
     let all_overall = prefs

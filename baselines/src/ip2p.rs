@@ -7,21 +7,22 @@
 
 use std::path::PathBuf;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use image::RgbImage;
+use models::device::{parse_device, parse_dtype};
 use serde::{Deserialize, Serialize};
 
-use crate::diffusion::clip::ClipTextEncoder;
-use crate::diffusion::noise::SeededNoise;
-use crate::diffusion::pipeline::{
+use crate::method::{EditError, EditMethod, EditRequest};
+use emobench_core::imgproc::resize::{resize_pil, ResizeFilter};
+use models::clip_text::ClipTextEncoder;
+use models::noise::SeededNoise;
+use models::pipeline::{
     image_to_unit_tensor, unit_tensor_to_image, EditPipeline, Guidance, Ip2pItem, Quantise,
 };
-use crate::diffusion::tokenizer::ClipTokenizer;
-use crate::diffusion::weights::{self, LoadOptions};
-use crate::diffusion::{EulerAncestral, EulerAncestralConfig};
-use crate::method::{EditError, EditMethod, EditRequest};
-use crate::provenance::WeightFile;
-use crate::resize::{resize_pil, ResizeFilter};
+use models::schedulers::{EulerAncestral, EulerAncestralConfig};
+use models::tokenizer::ClipTokenizer;
+use models::weights::WeightFile;
+use models::weights::{self, LoadOptions};
 
 /// Registry name.
 pub const NAME: &str = "ip2p";
@@ -83,39 +84,6 @@ fn backend(e: impl std::error::Error + Send + Sync + 'static) -> EditError {
     EditError::backend(DISPLAY_NAME, e)
 }
 
-/// Parses `cpu` or `cuda:N`.
-pub fn parse_device(s: &str) -> Result<Device, String> {
-    if s == "cpu" {
-        return Ok(Device::Cpu);
-    }
-    let ordinal = s
-        .strip_prefix("cuda")
-        .map(|r| r.strip_prefix(':').unwrap_or(r))
-        .ok_or_else(|| format!("'{s}': expected cpu or cuda:N"))?;
-    let n: usize = if ordinal.is_empty() {
-        0
-    } else {
-        ordinal
-            .parse()
-            .map_err(|_| format!("'{s}': expected cpu or cuda:N"))?
-    };
-    Device::new_cuda(n).map_err(|e| format!("'{s}': {e}"))
-}
-
-/// Parses `f32`, `f16` or `bf16`; half precision only off the CPU.
-pub fn parse_dtype(s: &str, device: &Device) -> Result<DType, String> {
-    let dtype = match s {
-        "f32" => DType::F32,
-        "f16" => DType::F16,
-        "bf16" => DType::BF16,
-        other => return Err(format!("'{other}': expected f32, f16 or bf16")),
-    };
-    if dtype != DType::F32 && device.is_cpu() {
-        return Err(format!("'{s}' needs a GPU device; use f32 on the CPU"));
-    }
-    Ok(dtype)
-}
-
 impl Ip2pOptions {
     /// Reads options from JSON (`null`: defaults) and checks them.
     pub fn from_json(value: &serde_json::Value) -> Result<Self, EditError> {
@@ -147,15 +115,13 @@ pub struct InstructPix2Pix {
 impl InstructPix2Pix {
     /// Loads the weights the options name.
     pub fn new(options: Ip2pOptions) -> Result<Self, EditError> {
-        let device = parse_device(&options.device).map_err(|r| invalid("device", r))?;
-        let dtype = parse_dtype(&options.dtype, &device).map_err(|r| invalid("dtype", r))?;
+        let device = parse_device(&options.device)
+            .map_err(|e| EditError::invalid_option_because(DISPLAY_NAME, "device", e))?;
+        let dtype = parse_dtype(&options.dtype, &device)
+            .map_err(|e| EditError::invalid_option_because(DISPLAY_NAME, "dtype", e))?;
         let files = weights::pipeline_files(options.variant.as_deref());
         let dir = weights::resolve_model_dir(&options.weights, &files, options.download).map_err(
-            |e| EditError::MissingResource {
-                method: DISPLAY_NAME.into(),
-                what: "InstructPix2Pix weights".into(),
-                hint: e.to_string(),
-            },
+            |e| EditError::missing_resource(DISPLAY_NAME, "InstructPix2Pix weights", "", e),
         )?;
         let load = LoadOptions {
             device,
@@ -245,7 +211,7 @@ impl InstructPix2Pix {
         &self,
         source: &RgbImage,
         instruction: &str,
-        noise: &mut dyn crate::diffusion::noise::NoiseSource,
+        noise: &mut dyn models::noise::NoiseSource,
     ) -> Result<Tensor, EditError> {
         let img = self.preprocess(source)?;
         let x = image_to_unit_tensor(&img, &Device::Cpu).map_err(backend)?;

@@ -1,9 +1,10 @@
-//! Edit methods for emobench: the [`EditMethod`] trait every method implements, a [`registry`]
-//! of methods by name, and the baselines of "Make Me Happier" (so far: colour transfer, [`ct`]).
+//! The baselines of "Make Me Happier" as emobench edit methods: colour transfer ([`ct`]), neural
+//! style transfer ([`nst`]), CLIPstyler ([`clipstyler`]) and InstructPix2Pix ([`ip2p`]), and their [`registry`]. Each implements the harness's
+//! [`EditMethod`] trait (defined in `emobench_core::edit::method`, re-exported here); the networks
+//! they run live in the `models` crate. The paper's own method, EmoEditor, is its own crate.
 //!
-//! This crate depends on nothing from the harness: a method receives the target emotion as its
-//! lower-case word and, when it needs them, reference images of that emotion chosen by the
-//! caller.
+//! A method receives the target emotion as its lower-case word and, when it needs them,
+//! reference images of that emotion chosen by the caller.
 //!
 //! ```
 //! use baselines::{registry, EditRequest};
@@ -21,15 +22,10 @@
 #![warn(missing_docs)]
 
 pub mod ct;
-/// The latent-diffusion pipeline InstructPix2Pix and EmoEditor share: schedulers, UNet, VAE,
-/// CLIP text encoder, weights, noise, matching Hugging Face diffusers.
-pub mod diffusion;
 pub mod ip2p;
-pub mod kernels;
-pub mod method;
-pub mod provenance;
 pub mod registry;
-pub mod resize;
 
+/// The edit-method trait, its request and error (defined by the harness core).
+pub use emobench_core::edit::method;
 pub use method::{EditError, EditMethod, EditRequest};
 pub use registry::{build_method, method_names};

@@ -242,7 +242,7 @@ fn parameters_list_the_reference_defaults_and_rebuild_the_method() {
 #[test]
 fn bad_options_are_errors_naming_the_option() {
     let err = build_method("ct", &serde_json::json!({"iterationz": 3})).expect_err("unknown");
-    assert!(err.to_string().contains("iterationz"), "{err}");
+    assert!(chain(&err).contains("iterationz"), "{err}");
     let err = build_method("ct", &serde_json::json!({"bins": 1})).expect_err("too few bins");
     assert!(err.to_string().contains("'bins'"), "{err}");
     let err = build_method("ct", &serde_json::json!({"histogram_eps": 0.0})).expect_err("eps");
@@ -263,4 +263,16 @@ fn zero_iterations_without_regrain_returns_the_source() {
     )
     .expect("builds");
     assert_eq!(edit(m.as_ref(), &src, &reference, 0).as_raw(), src.as_raw());
+}
+
+/// The error and its causes on one line, as `emobench` prints them.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
 }

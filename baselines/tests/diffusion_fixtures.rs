@@ -7,20 +7,18 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use baselines::diffusion::noise::{ReplayNoise, SeededNoise};
-use baselines::diffusion::pipeline::{
-    image_to_unit_tensor, EditPipeline, EmoPassItem, Guidance, Ip2pItem,
-};
-use baselines::diffusion::weights::{self, LoadOptions};
-use baselines::diffusion::{Ddim, DdimConfig, EulerAncestralConfig};
 use baselines::ip2p::{InstructPix2Pix, Ip2pOptions};
-use baselines::method::{EditMethod, EditRequest};
 use candle_core::{DType, Device, Tensor};
+use emobench_core::edit::method::{EditMethod, EditRequest};
+use models::noise::{ReplayNoise, SeededNoise};
+use models::pipeline::{image_to_unit_tensor, EditPipeline, EmoPassItem, Guidance, Ip2pItem};
+use models::schedulers::{Ddim, DdimConfig, EulerAncestralConfig};
+use models::weights::{self, LoadOptions};
 
 const TOL: f32 = 1e-4;
 
 fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diffusion")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures/diffusion")
 }
 
 struct Fixture {
@@ -159,7 +157,7 @@ fn vae_posterior_and_decoder_match_diffusers() {
     assert_close("mean", &mean, &f.t("vae.mean"), TOL);
     assert_close("mode", &mean, &f.t("vae.mode"), TOL);
     assert_close("std", &std, &f.t("vae.std"), TOL);
-    let post = baselines::diffusion::vae::Posterior { mean, std };
+    let post = models::vae::Posterior { mean, std };
     let sample = post.sample_with(&f.t("vae.noise")).expect("sample");
     assert_close("sample", &sample, &f.t("vae.sample"), TOL);
     let decoded = p.vae.decode(&f.t("vae.z")).expect("decode");
@@ -342,7 +340,7 @@ fn missing_tensor_is_named_with_its_file() {
     let bad = tmp.join("unet/diffusion_pytorch_model.safetensors");
     candle_core::safetensors::save(&tensors, &bad).unwrap();
     let err = weights::load_pipeline(&tmp, &opts()).expect_err("missing tensor");
-    let msg = err.to_string();
+    let msg = chain(&err);
     assert!(msg.contains("conv_in.weight"), "{msg}");
     assert!(msg.contains("diffusion_pytorch_model.safetensors"), "{msg}");
     assert!(!msg.contains('\n'), "one line: {msg}");
@@ -406,7 +404,7 @@ fn batched_conditions_match_single_edits() {
         m.prompt_embeds("amusement").unwrap(),
         m.prompt_embeds("fear").unwrap(),
     );
-    let mut sched = baselines::diffusion::EulerAncestral::new(ip2p_scheduler_config()).unwrap();
+    let mut sched = models::schedulers::EulerAncestral::new(ip2p_scheduler_config()).unwrap();
     sched.set_timesteps(3).unwrap();
     let guidance = Guidance {
         text: 7.5,
@@ -538,4 +536,16 @@ fn batched_emoeditor_passes_keep_their_own_timesteps() {
     let outs = p.emoeditor_pass_batch(&mut items, 3, None).expect("batch");
     assert_close("batched pass A", &outs[0], &f.t("emo.out"), TOL);
     assert_close("batched pass B", &outs[1], &f.t("emoB.out"), TOL);
+}
+
+/// The error and its causes on one line, as `emobench` prints them.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
 }

@@ -10,7 +10,7 @@ python="${PYTHON:-python3}"
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
 for b in 1 8; do
-  cargo bench -p emobench-baselines --features cuda --bench unet -- \
+  cargo bench -p emobench-models --features cuda --bench unet -- \
     --device cuda:0 --dtype f16 --size 512 --batch "$b" --steps 20 --repeats 5 \
     --json "$out/emobench-batch$b.json"
   "$python" bench/python/diffusion_bench.py --device cuda --dtype float16 --size 512 \

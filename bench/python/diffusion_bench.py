@@ -1,5 +1,5 @@
 """diffusers side of the InstructPix2Pix speed comparison (emobench `cargo bench -p
-emobench-baselines --bench unet`): the real SD 1.5 / InstructPix2Pix UNet and VAE shapes with
+emobench-models --bench unet`): the real SD 1.5 / InstructPix2Pix UNet and VAE shapes with
 random weights (no download), batch 3 (text+image, image, unconditional), float32 on the CPU,
 `torch.set_num_threads(threads)`; one UNet call per repeat, then a whole edit of `steps` Euler
 ancestral steps through StableDiffusionInstructPix2PixPipeline's own loop (VAE encode and decode

@@ -100,11 +100,7 @@ impl CtOptions {
     /// Checks every value; the error names the first bad option.
     pub fn validate(&self) -> Result<(), EditError> {
         let bad = |option: &str, reason: String| {
-            Err(EditError::InvalidOption {
-                method: DISPLAY_NAME.into(),
-                option: option.into(),
-                reason,
-            })
+            Err(EditError::invalid_option(DISPLAY_NAME, option, reason))
         };
         if self.bins < 2 {
             return bad("bins", format!("must be at least 2, got {}", self.bins));
@@ -178,12 +174,12 @@ impl ColourTransfer {
             rotations,
             &o.idt_settings(),
         )
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| EditError::backend(DISPLAY_NAME, e))?;
         let graded = FloatImage::new(source.width(), source.height(), moved)
             .ok_or_else(|| fail("IDT changed the number of pixels".into()))?;
         let out = if o.regrain {
             regrain(source, &graded, &o.regrain_nbits, o.regrain_smoothness)
-                .map_err(|e| fail(e.to_string()))?
+                .map_err(|e| EditError::backend(DISPLAY_NAME, e))?
         } else {
             graded
         };

@@ -1,0 +1,173 @@
+//! Timing of the InstructPix2Pix UNet and a whole InstructPix2Pix edit at the real Stable
+//! Diffusion 1.5 shapes, with random weights (no download), on the CPU; the diffusers side is
+//! `bench/python/diffusion_bench.py`, run on the same machine.
+//!
+//! `cargo bench -p emobench-models --bench unet -- [--size 256] [--steps 3] [--repeats 3]
+//! [--batch 1] [--device cpu|cuda:N] [--dtype f32|f16|bf16] [--json out.json]`. `--batch N`
+//! edits N images at once (3 N UNet rows). Threads: rayon's default (RAYON_NUM_THREADS). GPU runs
+//! need `--features cuda` (see `bench/gpu/run.sh`).
+
+use std::time::Instant;
+
+use candle_core::{DType, Device, Result, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::VarBuilder;
+use models::noise::SeededNoise;
+use models::pipeline::{EditPipeline, Guidance};
+use models::schedulers::{EulerAncestral, EulerAncestralConfig};
+use models::unet::{UNet, UNetConfig};
+use models::vae::{AutoencoderKl, VaeConfig};
+
+/// Uniform random weights small enough to keep activations finite.
+struct RandomWeights;
+
+impl SimpleBackend for RandomWeights {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        _: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> Result<Tensor> {
+        let fan_in: usize = s.dims().iter().skip(1).product::<usize>().max(1);
+        let bound = 1.0 / (fan_in as f64).sqrt();
+        if name.ends_with("norm.weight") || name.contains("norm") && name.ends_with("weight") {
+            return Tensor::ones(s, dtype, dev);
+        }
+        Tensor::rand(-bound, bound, s, dev)?.to_dtype(dtype)
+    }
+    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> Result<Tensor> {
+        candle_core::bail!("no shape for {name}")
+    }
+    fn contains_tensor(&self, name: &str) -> bool {
+        !name.contains("query") && !name.starts_with("embeddings")
+    }
+}
+
+fn arg(args: &[String], name: &str, default: usize) -> usize {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() -> Result<()> {
+    models::kernels::keep_freed_memory();
+    let args: Vec<String> = std::env::args().collect();
+    let size = arg(&args, "--size", 256);
+    let steps = arg(&args, "--steps", 3);
+    let repeats = arg(&args, "--repeats", 3);
+    let batch = arg(&args, "--batch", 1);
+    let text = |name: &str, default: &str| -> String {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+            .unwrap_or_else(|| default.to_string())
+    };
+    let dev =
+        models::device::parse_device(&text("--device", "cpu")).map_err(candle_core::Error::Msg)?;
+    let dtype = models::device::parse_dtype(&text("--dtype", "f32"), &dev)
+        .map_err(candle_core::Error::Msg)?;
+    let vb = VarBuilder::from_backend(Box::new(RandomWeights), dtype, dev.clone());
+    let t0 = Instant::now();
+    let unet = UNet::new(vb.pp("unet"), &UNetConfig::instruct_pix2pix())?;
+    let vae = AutoencoderKl::new(vb.pp("vae"), &VaeConfig::stable_diffusion_v1())?;
+    eprintln!("random weights: {:.1} s", t0.elapsed().as_secs_f64());
+    let lat = size / 8;
+    let x = Tensor::rand(-1f32, 1f32, (3 * batch, 8, lat, lat), &dev)?.to_dtype(dtype)?;
+    let ctx = Tensor::rand(-1f32, 1f32, (3 * batch, 77, 768), &dev)?.to_dtype(dtype)?;
+    let sync = || dev.synchronize();
+    let _ = unet.forward(&x, 999.0, &ctx)?; // warm-up
+    sync()?;
+    let _ = models::kernels::timing::take();
+    let mut unet_s = Vec::new();
+    for _ in 0..repeats {
+        let t = Instant::now();
+        let _ = unet.forward(&x, 500.0, &ctx)?;
+        sync()?;
+        unet_s.push(t.elapsed().as_secs_f64());
+    }
+    eprintln!("UNet batch {} at {size}x{size}: {unet_s:?} s", 3 * batch);
+    let kernels: Vec<(&str, f64)> = models::kernels::timing::take()
+        .into_iter()
+        .map(|(n, t)| (n, t / repeats.max(1) as f64))
+        .collect();
+    eprintln!("  per step, by CPU kernel family: {kernels:.3?}");
+
+    let pipeline = EditPipeline {
+        unet,
+        vae,
+        device: dev.clone(),
+        dtype,
+    };
+    let mut sched = EulerAncestral::new(EulerAncestralConfig::instruct_pix2pix())
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    sched
+        .set_timesteps(steps)
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let image = Tensor::rand(0f32, 1f32, (1, 3, size, size), &dev)?;
+    let err = |e: models::pipeline::PipelineError| candle_core::Error::Msg(e.to_string());
+    // Warm-up: first touches of the activation buffers.
+    let (mean, _) = pipeline.encode(&image).map_err(err)?;
+    let _ = pipeline.decode_unit(&mean).map_err(err)?;
+    let t = Instant::now();
+    let (mean, _) = pipeline.encode(&image).map_err(err)?;
+    let encode_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let _ = pipeline.decode_unit(&mean).map_err(err)?;
+    let decode_s = t.elapsed().as_secs_f64();
+    eprintln!("VAE encode {encode_s:.2} s, decode {decode_s:.2} s");
+    let embeds = Tensor::rand(-1f32, 1f32, (3, 77, 768), &dev)?;
+    let t = Instant::now();
+    let mut last = Instant::now();
+    let mut per_step = Vec::new();
+    let mut on_step = |_: usize, _: usize| {
+        per_step.push(last.elapsed().as_secs_f64());
+        last = Instant::now();
+    };
+    let _ = pipeline
+        .instruct_pix2pix(
+            &embeds,
+            &image,
+            &sched,
+            Guidance {
+                text: 7.5,
+                image: 1.5,
+            },
+            &mut SeededNoise::new(0),
+            Some(&mut on_step),
+        )
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let edit_s = t.elapsed().as_secs_f64();
+    eprintln!(
+        "whole Ip2p edit, {steps} steps (VAE encode + decode included): {edit_s:.2} s; \
+         encode + step 1, then each step: {per_step:.2?} s"
+    );
+    let json = serde_json::json!({
+        "implementation": "emobench (candle 0.11.1 + fused CPU kernels)",
+        "device": text("--device", "cpu"),
+        "dtype": text("--dtype", "f32"),
+        "size": size,
+        "unet_batch": 3 * batch,
+        "threads": rayon::current_num_threads(),
+        "unet_step_seconds": unet_s,
+        "vae_encode_seconds": encode_s,
+        "vae_decode_seconds": decode_s,
+        "edit_steps": steps,
+        "edit_seconds": edit_s,
+    });
+    if let Some(i) = args.iter().position(|a| a == "--json") {
+        if let Some(path) = args.get(i + 1) {
+            std::fs::write(
+                path,
+                serde_json::to_string_pretty(&json).unwrap_or_default(),
+            )
+            .map_err(candle_core::Error::wrap)?;
+        }
+    }
+    println!("{json}");
+    Ok(())
+}
