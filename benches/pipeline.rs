@@ -90,7 +90,7 @@ fn main() -> anyhow::Result<()> {
         batch: 8,
     };
     let start = Instant::now();
-    let (res, _) = emobench::cli::score_and_report(&cfg, &p, &tmp.join("report"))?;
+    let (res, _) = emobench::commands::score_and_report(&cfg, &p, &tmp.join("report"))?;
     let secs = start.elapsed().as_secs_f64();
     let cps = res.rows.len() as f64 / secs;
     std::fs::remove_dir_all(&tmp).ok();

@@ -21,8 +21,10 @@
 
 #![warn(missing_docs)]
 
+pub mod clipstyler;
 pub mod ct;
 pub mod ip2p;
+pub mod nst;
 pub mod registry;
 
 /// The edit-method trait, its request and error (defined by the harness core).

@@ -4,11 +4,23 @@
 use emobench_core::edit::method::{EditError, EditMethod};
 pub use emobench_core::edit::registry::{BuildFn, MethodEntry, Registry};
 
-use crate::{ct, ip2p};
+use crate::{clipstyler, ct, ip2p, nst};
 
 fn build_ct(options: &serde_json::Value) -> Result<Box<dyn EditMethod>, EditError> {
     Ok(Box::new(ct::ColourTransfer::new(
         ct::CtOptions::from_json(options)?,
+    )?))
+}
+
+fn build_nst(options: &serde_json::Value) -> Result<Box<dyn EditMethod>, EditError> {
+    Ok(Box::new(nst::NeuralStyleTransfer::new(
+        nst::NstOptions::from_json(options)?,
+    )?))
+}
+
+fn build_clipstyler(options: &serde_json::Value) -> Result<Box<dyn EditMethod>, EditError> {
+    Ok(Box::new(clipstyler::ClipStyler::new(
+        clipstyler::ClipstylerOptions::from_json(options)?,
     )?))
 }
 
@@ -24,12 +36,20 @@ const BUILTIN: &[MethodEntry] = &[
         build: build_ct,
     },
     MethodEntry {
+        name: nst::NAME,
+        build: build_nst,
+    },
+    MethodEntry {
+        name: clipstyler::NAME,
+        build: build_clipstyler,
+    },
+    MethodEntry {
         name: ip2p::NAME,
         build: build_ip2p,
     },
 ];
 
-const BUILTIN_NAMES: &[&str] = &[ct::NAME, ip2p::NAME];
+const BUILTIN_NAMES: &[&str] = &[ct::NAME, nst::NAME, clipstyler::NAME, ip2p::NAME];
 
 /// The names of the methods this crate implements, in the order reports list them.
 pub fn method_names() -> &'static [&'static str] {

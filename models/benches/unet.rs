@@ -67,10 +67,10 @@ fn main() -> Result<()> {
             .cloned()
             .unwrap_or_else(|| default.to_string())
     };
-    let dev =
-        models::device::parse_device(&text("--device", "cpu")).map_err(candle_core::Error::Msg)?;
+    let dev = models::device::parse_device(&text("--device", "cpu"))
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     let dtype = models::device::parse_dtype(&text("--dtype", "f32"), &dev)
-        .map_err(candle_core::Error::Msg)?;
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     let vb = VarBuilder::from_backend(Box::new(RandomWeights), dtype, dev.clone());
     let t0 = Instant::now();
     let unet = UNet::new(vb.pp("unet"), &UNetConfig::instruct_pix2pix())?;

@@ -16,16 +16,21 @@
 
 #![warn(missing_docs)]
 
+pub mod augment;
 pub mod clip_text;
+pub mod clip_vision;
 pub mod device;
 pub mod error;
 pub mod kernels;
 pub mod layers;
 pub mod noise;
+pub mod optim;
 pub mod pipeline;
 pub mod resnet;
 pub mod schedulers;
+pub mod stylenet;
 pub mod tokenizer;
 pub mod unet;
 pub mod vae;
+pub mod vgg19;
 pub mod weights;

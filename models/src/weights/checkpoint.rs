@@ -35,8 +35,8 @@ pub enum CheckpointError {
     Parse {
         /// Offending file.
         path: PathBuf,
-        /// The reader's error.
-        source: Cause<candle_core::Error>,
+        /// The reader's error (boxed: candle's error is large).
+        source: Box<Cause<candle_core::Error>>,
     },
     /// A tensor could not be converted to `f32` on the device.
     #[error("{path}: tensor '{tensor}' cannot be converted to f32 on the device")]
@@ -45,8 +45,8 @@ pub enum CheckpointError {
         path: PathBuf,
         /// The key.
         tensor: String,
-        /// candle's error.
-        source: Cause<candle_core::Error>,
+        /// candle's error (boxed: it is large).
+        source: Box<Cause<candle_core::Error>>,
     },
     /// A tensor the model needs is absent.
     #[error("{path}: missing tensor '{tensor}'")]
@@ -108,7 +108,7 @@ impl StateDict {
             .map_err(|e| CheckpointError::Convert {
                 path: self.path.clone(),
                 tensor: key.to_string(),
-                source: Cause::new(e),
+                source: Box::new(Cause::new(e)),
             })
     }
 }
@@ -127,7 +127,7 @@ pub fn load_state_dict(path: &Path) -> Result<StateDict, CheckpointError> {
     };
     let parse = |e: candle_core::Error| CheckpointError::Parse {
         path: path.to_path_buf(),
-        source: Cause::new(e),
+        source: Box::new(Cause::new(e)),
     };
     let mut head = [0u8; 8];
     {

@@ -1,0 +1,89 @@
+"""One CLIPstyler iteration at 512x512 (64 crops through CLIP ViT-B/32, VGG19 content loss,
+Adam step) in PyTorch with random weights and 2 threads: the reference for the Rust timing
+(`cargo run --example bench_iteration`)."""
+
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+import torchvision
+import torchvision.transforms as T
+from transformers import CLIPConfig, CLIPModel
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "clipstyler"))
+torch.set_num_threads(int(os.environ.get("THREADS", "2")))
+torch.manual_seed(0)
+
+import importlib.util
+
+spec = importlib.util.spec_from_file_location("fx", os.path.join(os.path.dirname(__file__), "stylenet_def.py"))
+fx = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(fx)
+
+clip = CLIPModel(CLIPConfig()).eval()
+for p in clip.parameters():
+    p.requires_grad_(False)
+vgg = torchvision.models.vgg19(weights=None).features.eval()
+for p in vgg.parameters():
+    p.requires_grad_(False)
+net = fx.UNet(16)
+opt = torch.optim.Adam(net.parameters(), lr=5e-4)
+content = torch.rand(1, 3, 512, 512)
+mean = torch.tensor([0.485, 0.456, 0.406]).view(1, -1, 1, 1)
+std = torch.tensor([0.229, 0.224, 0.225]).view(1, -1, 1, 1)
+cmean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, -1, 1, 1)
+cstd = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, -1, 1, 1)
+
+
+def clip_norm(x):
+    return (F.interpolate(x, size=224, mode="bicubic") - cmean) / cstd
+
+
+def enc(x):
+    return clip.visual_projection(clip.vision_model(pixel_values=x).pooler_output)
+
+
+def feats(x):
+    out = {}
+    for name, layer in vgg._modules.items():
+        x = layer(x)
+        if name in ("21", "31"):
+            out[name] = x
+        if name == "31":
+            break
+    return out
+
+
+with torch.no_grad():
+    cf = feats((content - mean) / std)
+    src = enc(clip_norm(content))
+    src = src / src.norm(dim=-1, keepdim=True)
+    tdir = torch.randn(1, 512)
+    tdir = tdir / tdir.norm(dim=-1, keepdim=True)
+cropper = T.RandomCrop(128)
+augment = T.Compose([T.RandomPerspective(fill=0, p=1, distortion_scale=0.5), T.Resize(224)])
+for it in range(int(os.environ.get("ITERS", "2"))):
+    t0 = time.time()
+    c0 = time.process_time()
+    target = net(content)
+    tf = feats((target - mean) / std)
+    content_loss = torch.mean((tf["21"] - cf["21"]) ** 2) + torch.mean((tf["31"] - cf["31"]) ** 2)
+    aug = torch.cat([augment(cropper(target)) for _ in range(64)], 0)
+    f = enc(clip_norm(aug))
+    f = f / f.clone().norm(dim=-1, keepdim=True)
+    d = f - src
+    d = d / d.clone().norm(dim=-1, keepdim=True)
+    lt = 1 - torch.cosine_similarity(d, tdir.repeat(64, 1), dim=1)
+    lt[lt < 0.7] = 0
+    g = enc(clip_norm(target))
+    g = g / g.clone().norm(dim=-1, keepdim=True)
+    gd = g - src
+    gd = gd / gd.clone().norm(dim=-1, keepdim=True)
+    lg = (1 - torch.cosine_similarity(gd, tdir, dim=1)).mean()
+    total = 9000 * lt.mean() + 150 * content_loss + 500 * lg
+    opt.zero_grad()
+    total.backward()
+    opt.step()
+    print(f"iteration {it}: wall {time.time() - t0:.2f} s, cpu {time.process_time() - c0:.2f} s (threads {torch.get_num_threads()})", flush=True)
