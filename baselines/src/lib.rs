@@ -1,5 +1,6 @@
 //! The baselines of "Make Me Happier" as emobench edit methods: colour transfer ([`ct`]), neural
-//! style transfer ([`nst`]), CLIPstyler ([`clipstyler`]) and InstructPix2Pix ([`ip2p`]), and their [`registry`]. Each implements the harness's
+//! style transfer ([`nst`]), CLIPstyler ([`clipstyler`]), InstructPix2Pix ([`ip2p`]) and the Large Model
+//! Series ([`lms`]: BLIP caption -> language-model instruction -> InstructPix2Pix), and their [`registry`]. Each implements the harness's
 //! [`EditMethod`] trait (defined in `emobench_core::edit::method`, re-exported here); the networks
 //! they run live in the `models` crate. The paper's own method, EmoEditor, is its own crate.
 //!
@@ -24,6 +25,7 @@
 pub mod clipstyler;
 pub mod ct;
 pub mod ip2p;
+pub mod lms;
 pub mod nst;
 pub mod registry;
 

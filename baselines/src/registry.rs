@@ -4,7 +4,7 @@
 use emobench_core::edit::method::{EditError, EditMethod};
 pub use emobench_core::edit::registry::{BuildFn, MethodEntry, Registry};
 
-use crate::{clipstyler, ct, ip2p, nst};
+use crate::{clipstyler, ct, ip2p, lms, nst};
 
 fn build_ct(options: &serde_json::Value) -> Result<Box<dyn EditMethod>, EditError> {
     Ok(Box::new(ct::ColourTransfer::new(
@@ -30,6 +30,10 @@ fn build_ip2p(options: &serde_json::Value) -> Result<Box<dyn EditMethod>, EditEr
     )?))
 }
 
+fn build_lms(options: &serde_json::Value) -> Result<Box<dyn EditMethod>, EditError> {
+    Ok(Box::new(lms::Lms::new(options)?))
+}
+
 const BUILTIN: &[MethodEntry] = &[
     MethodEntry {
         name: ct::NAME,
@@ -47,9 +51,13 @@ const BUILTIN: &[MethodEntry] = &[
         name: ip2p::NAME,
         build: build_ip2p,
     },
+    MethodEntry {
+        name: lms::NAME,
+        build: build_lms,
+    },
 ];
 
-const BUILTIN_NAMES: &[&str] = &[ct::NAME, nst::NAME, clipstyler::NAME, ip2p::NAME];
+const BUILTIN_NAMES: &[&str] = &[ct::NAME, nst::NAME, clipstyler::NAME, ip2p::NAME, lms::NAME];
 
 /// The names of the methods this crate implements, in the order reports list them.
 pub fn method_names() -> &'static [&'static str] {

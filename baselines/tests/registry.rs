@@ -6,13 +6,13 @@ use image::RgbImage;
 
 #[test]
 fn names_and_entries_agree() {
-    assert_eq!(method_names(), &["ct", "nst", "clipstyler", "ip2p"]);
+    assert_eq!(method_names(), &["ct", "nst", "clipstyler", "ip2p", "lms"]);
     let entry_names: Vec<&str> = builtin_entries().iter().map(|e| e.name).collect();
     assert_eq!(entry_names, method_names());
     // Methods that need downloaded weights are built in their own tests (tiny fixtures).
     for name in method_names()
         .iter()
-        .filter(|n| !matches!(**n, "ip2p" | "nst" | "clipstyler"))
+        .filter(|n| !matches!(**n, "ip2p" | "nst" | "clipstyler" | "lms"))
     {
         let m = build_method(name, &serde_json::Value::Null).expect("builds with defaults");
         assert_eq!(m.name(), *name);
@@ -35,7 +35,7 @@ fn unknown_name_lists_the_known_ones() {
     assert!(matches!(err, EditError::UnknownMethod { .. }));
     assert_eq!(
         err.to_string(),
-        "unknown edit method 'nst-typo'; known methods: ct, nst, clipstyler, ip2p"
+        "unknown edit method 'nst-typo'; known methods: ct, nst, clipstyler, ip2p, lms"
     );
 }
 
@@ -79,7 +79,7 @@ fn callers_can_register_more_methods() {
     reg.register(entry).expect("new name");
     assert_eq!(
         reg.names(),
-        vec!["ct", "nst", "clipstyler", "ip2p", "identity"]
+        vec!["ct", "nst", "clipstyler", "ip2p", "lms", "identity"]
     );
     assert!(reg.register(entry).is_err(), "duplicate names are refused");
     let m = reg
@@ -95,7 +95,7 @@ fn callers_can_register_more_methods() {
         .expect_err("unknown");
     assert!(err
         .to_string()
-        .ends_with("known methods: ct, nst, clipstyler, ip2p, identity"));
+        .ends_with("known methods: ct, nst, clipstyler, ip2p, lms, identity"));
     // The method is usable as a trait object shared across threads.
     fn assert_send_sync<T: Send + Sync + ?Sized>() {}
     assert_send_sync::<dyn EditMethod>();

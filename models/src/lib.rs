@@ -6,7 +6,8 @@
 //! InstructPix2Pix), [`clip_text`] (CLIP ViT-L/14 text tower), [`vgg19`] (torchvision's VGG19
 //! features), [`clip_vision`] (CLIP ViT-B/32, both towers) and [`stylenet`] (CLIPstyler's U-Net),
 //! the last three differentiable, for the style baselines, with [`augment`] (differentiable crops,
-//! perspective and interpolation). Beside them: [`tokenizer`],
+//! perspective and interpolation); [`blip`] (BLIP captioning) and [`gguf_llm`] (GGUF language
+//! models with their own [`chat_template`]) for the LMS baseline. Beside them: [`tokenizer`],
 //! [`schedulers`] (DDIM, Euler ancestral), [`pipeline`] (the latent-diffusion loops InstructPix2Pix
 //! and EmoEditor share), [`noise`] (seeded portable noise), [`weights`] (diffusers folders, the
 //! Hugging Face cache, PyTorch checkpoints, SHA-256 records), [`device`] (device and dtype
@@ -17,10 +18,13 @@
 #![warn(missing_docs)]
 
 pub mod augment;
+pub mod blip;
+pub mod chat_template;
 pub mod clip_text;
 pub mod clip_vision;
 pub mod device;
 pub mod error;
+pub mod gguf_llm;
 pub mod kernels;
 pub mod layers;
 pub mod noise;

@@ -258,8 +258,13 @@ fn cmd_edit(a: EditArgs) -> anyhow::Result<()> {
             cfg.method
         );
     }
+    let prepared = if s.prepared > 0 {
+        format!(", {} prepared without an image", s.prepared)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "{}: {} jobs in shard {}/{}: {} written, {} already done -> {}",
+        "{}: {} jobs in shard {}/{}: {} written, {} already done{prepared} -> {}",
         cfg.method,
         s.jobs,
         cfg.shard.index,

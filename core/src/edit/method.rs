@@ -22,6 +22,9 @@ pub struct EditRequest<'a> {
     /// Seed for every random choice the method makes. The same request with the same seed gives
     /// the same bytes.
     pub seed: u64,
+    /// The source's id in `sources.csv`, or empty when the caller has none. Methods that keep
+    /// per-source records in the run folder (LMS's captions and instructions) key them by it.
+    pub source_id: &'a str,
 }
 
 impl<'a> EditRequest<'a> {
@@ -32,7 +35,14 @@ impl<'a> EditRequest<'a> {
             target,
             references: &[],
             seed,
+            source_id: "",
         }
+    }
+
+    /// The same request naming its source's id.
+    pub fn with_source_id(mut self, source_id: &'a str) -> Self {
+        self.source_id = source_id;
+        self
     }
 
     /// The same request with the given reference images.
@@ -88,6 +98,25 @@ pub trait EditMethod: Send + Sync {
         reqs: &[EditRequest<'_>],
     ) -> Result<Vec<(RgbImage, Option<serde_json::Value>)>, EditError> {
         reqs.iter().map(|r| self.edit_traced(r)).collect()
+    }
+
+    /// Called once by the run loop with the method's run folder (`runs/<method>/`), before any
+    /// edit: methods that keep records beside their outputs (LMS's `captions.csv` and
+    /// `instructions.csv`) read what an earlier run left there and write there.
+    fn attach_run_folder(&mut self, _dir: &std::path::Path) -> Result<(), EditError> {
+        Ok(())
+    }
+
+    /// Whether the method is set to stop before producing images (LMS's `stage: instructions`):
+    /// the run loop then calls [`EditMethod::prepare`] for each job and writes no image.
+    fn prepares_only(&self) -> bool {
+        false
+    }
+
+    /// The work before the image for one request (LMS: caption and instruction, recorded in the
+    /// run folder); see [`EditMethod::prepares_only`].
+    fn prepare(&self, _req: &EditRequest<'_>) -> Result<(), EditError> {
+        Ok(())
     }
 
     /// The weight files the method read, with SHA-256, for `run.json`.

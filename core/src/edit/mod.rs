@@ -8,7 +8,7 @@ pub mod registry;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::edit::method::{EditError, EditRequest};
+use crate::edit::method::{EditError, EditMethod, EditRequest};
 use crate::edit::registry::Registry;
 use image::RgbImage;
 use rand::{Rng, SeedableRng};
@@ -101,6 +101,8 @@ pub struct EditSummary {
     pub written: usize,
     /// Outputs that already existed and decoded.
     pub skipped: usize,
+    /// Jobs only prepared, with no image written (LMS's `stage: instructions`).
+    pub prepared: usize,
     /// Weight files that are seeded stand-ins (named so the caller can say so).
     pub stand_ins: Vec<String>,
 }
@@ -153,7 +155,7 @@ pub fn choose_reference<'a>(
 
 /// Runs the method over every job of this shard, skipping outputs that exist and decode.
 pub fn run_edit(cfg: &EditConfig, registry: &Registry) -> Result<EditSummary, RunError> {
-    let method = registry
+    let mut method = registry
         .build(&cfg.method, &cfg.options)
         .map_err(|source| RunError::Method {
             context: format!("--method {}", cfg.method),
@@ -171,31 +173,13 @@ pub fn run_edit(cfg: &EditConfig, registry: &Registry) -> Result<EditSummary, Ru
         None => Vec::new(),
     };
     let method_dir = cfg.out.join(method.name());
-    let run_json = RunJson {
-        provenance: Provenance::current(),
-        method: method.name(),
-        parameters: method.parameters(),
-        seed: cfg.seed,
-        conditions: cfg.conditions.to_string(),
-        sources: input_file("sources", &cfg.sources)?,
-        references: cfg
-            .references
-            .as_deref()
-            .map(|p| input_file("references", p))
-            .transpose()?,
-        weights: method.weights(),
-        reference_choice: "uniform among references of the target emotion (excluding the source), ChaCha8 seeded by sha256(seed, source id, target)",
-    };
-    let json_path = method_dir.join("run.json");
-    let mut text = serde_json::to_string_pretty(&run_json).map_err(|source| RunError::Json {
-        path: json_path.clone(),
-        source,
-    })?;
-    text.push('\n');
-    write_atomic(&json_path, text.as_bytes()).map_err(|source| RunError::Write {
-        path: json_path.clone(),
-        source,
-    })?;
+    method
+        .attach_run_folder(&method_dir)
+        .map_err(|source| RunError::Method {
+            context: format!("--method {}", cfg.method),
+            source,
+        })?;
+    write_run_json(cfg, method.as_ref(), &method_dir)?;
 
     let all = jobs(&sources, &cfg.conditions, &method_dir);
     let mine: Vec<_> = all
@@ -260,9 +244,22 @@ pub fn run_edit(cfg: &EditConfig, registry: &Registry) -> Result<EditSummary, Ru
             .iter()
             .zip(&inputs)
             .map(|(job, (source, references, seed))| {
-                EditRequest::new(source, job.target.name(), *seed).with_references(references)
+                EditRequest::new(source, job.target.name(), *seed)
+                    .with_references(references)
+                    .with_source_id(&job.source.id)
             })
             .collect();
+        if method.prepares_only() {
+            for (job, req) in group.iter().zip(&reqs) {
+                method.prepare(req).map_err(|source| RunError::Method {
+                    context: format!("{} -> {}", job.source.id, job.target.name()),
+                    source,
+                })?;
+                summary.prepared += 1;
+                pb.inc(1);
+            }
+            continue;
+        }
         let outputs = method
             .edit_batch(&reqs)
             .map_err(|source| RunError::Method {
@@ -303,5 +300,41 @@ pub fn run_edit(cfg: &EditConfig, registry: &Registry) -> Result<EditSummary, Ru
         }
     }
     pb.finish_and_clear();
+    // Again at the end: weights a method loads on first use (LMS's BLIP) are listed now.
+    write_run_json(cfg, method.as_ref(), &method_dir)?;
     Ok(summary)
+}
+
+/// Writes `run.json`: what produced the run folder.
+fn write_run_json(
+    cfg: &EditConfig,
+    method: &dyn EditMethod,
+    method_dir: &Path,
+) -> Result<(), RunError> {
+    let run_json = RunJson {
+        provenance: Provenance::current(),
+        method: method.name(),
+        parameters: method.parameters(),
+        seed: cfg.seed,
+        conditions: cfg.conditions.to_string(),
+        sources: input_file("sources", &cfg.sources)?,
+        references: cfg
+            .references
+            .as_deref()
+            .map(|p| input_file("references", p))
+            .transpose()?,
+        weights: method.weights(),
+        reference_choice: "uniform among references of the target emotion (excluding the source), ChaCha8 seeded by sha256(seed, source id, target)",
+    };
+    let json_path = method_dir.join("run.json");
+    let mut text = serde_json::to_string_pretty(&run_json).map_err(|source| RunError::Json {
+        path: json_path.clone(),
+        source,
+    })?;
+    text.push('\n');
+    write_atomic(&json_path, text.as_bytes()).map_err(|source| RunError::Write {
+        path: json_path.clone(),
+        source,
+    })?;
+    Ok(())
 }
