@@ -1,5 +1,5 @@
 //! The statistics of `trials analyse`: from kept real trials to the paper's numbers (the
-//! [`crate::report`] module writes them as tables and figures).
+//! `report` module writes them as tables and figures).
 //!
 //! Preference = share of kept real trials in which the reference method was chosen. It is given
 //! with two standard errors: across participants' own shares (`se_participants`, the honest one

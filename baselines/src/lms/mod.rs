@@ -480,18 +480,14 @@ fn request_id(req: &EditRequest<'_>) -> String {
 /// A source id for requests that come without one: `img-` and the first 16 hex digits of the
 /// SHA-256 of the pixels (width, height, RGB bytes).
 pub fn content_id(img: &RgbImage) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(img.width().to_le_bytes());
-    h.update(img.height().to_le_bytes());
-    h.update(img.as_raw());
-    let hex: String = h
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("img-{hex}")
+    let mut bytes = Vec::with_capacity(8 + img.as_raw().len());
+    bytes.extend_from_slice(&img.width().to_le_bytes());
+    bytes.extend_from_slice(&img.height().to_le_bytes());
+    bytes.extend_from_slice(img.as_raw());
+    format!(
+        "img-{}",
+        &emobench_core::provenance::sha256_hex(&bytes)[..16]
+    )
 }
 
 impl EditMethod for Lms {

@@ -6,6 +6,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use emobench_core::image_io::write_atomic;
+use image::ImageEncoder;
+
 use super::style::{bold, register_fonts};
 use super::PlotError;
 
@@ -25,34 +28,26 @@ pub fn render_both<F: Figure>(
     register_fonts();
     let png = stem.with_extension("png");
     let svg = stem.with_extension("svg");
-    let dir = match png.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir).map_err(|source| PlotError::Io {
-        path: dir.clone(),
-        source,
-    })?;
-    let name = png
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "figure".into());
-    // The bitmap backend picks the encoder from the extension, so the temporary name keeps `.png`.
-    let tmp = dir.join(format!(".{name}.tmp{}.png", std::process::id()));
+    let (w, h) = size;
+    let mut pixels = vec![0u8; w as usize * h as usize * 3];
     {
-        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
         let err = |message: String| PlotError::Draw {
             path: png.clone(),
             message,
         };
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
         fig.draw(&root).map_err(err)?;
-        root.present().map_err(|e| PlotError::Draw {
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    let mut encoded = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut encoded)
+        .write_image(&pixels, w, h, image::ExtendedColorType::Rgb8)
+        .map_err(|e| PlotError::Draw {
             path: png.clone(),
             message: e.to_string(),
         })?;
-    }
-    std::fs::rename(&tmp, &png).map_err(|source| PlotError::Io {
+    write_atomic(&png, &encoded).map_err(|source| PlotError::Io {
         path: png.clone(),
         source,
     })?;
@@ -67,12 +62,7 @@ pub fn render_both<F: Figure>(
         fig.draw(&root).map_err(err)?;
         root.present().map_err(|e| err(e.to_string()))?;
     }
-    let tmp_svg = dir.join(format!(".{name}.tmp{}.svg", std::process::id()));
-    std::fs::write(&tmp_svg, text.as_bytes()).map_err(|source| PlotError::Io {
-        path: tmp_svg.clone(),
-        source,
-    })?;
-    std::fs::rename(&tmp_svg, &svg).map_err(|source| PlotError::Io {
+    write_atomic(&svg, text.as_bytes()).map_err(|source| PlotError::Io {
         path: svg.clone(),
         source,
     })?;
