@@ -189,9 +189,9 @@ impl Study {
     /// Reads and validates a study.toml and its attention-check list.
     pub fn load(path: &Path) -> Result<Study> {
         let text = std::fs::read_to_string(path).map_err(io_err(path))?;
-        let config: StudyConfig = toml::from_str(&text).map_err(|e| StudyError::Config {
+        let config: StudyConfig = toml::from_str(&text).map_err(|source| StudyError::Toml {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            source,
         })?;
         let bad = |m: String| StudyError::Config {
             path: path.to_path_buf(),
@@ -268,10 +268,10 @@ pub fn load_checks(path: &Path) -> Result<Vec<AttentionCheck>> {
     let mut out: Vec<AttentionCheck> = Vec::new();
     for (i, rec) in rdr.deserialize::<AttentionCheck>().enumerate() {
         let line = i as u64 + 2;
-        let mut c = rec.map_err(|e| StudyError::Csv {
+        let mut c = rec.map_err(|source| StudyError::CsvFile {
             path: path.to_path_buf(),
             line,
-            message: e.to_string(),
+            source,
         })?;
         if c.correct != "a" && c.correct != "b" {
             return Err(StudyError::Value {

@@ -589,19 +589,18 @@ fn repair_repeats(stream: &mut [Item], n_part: usize, n_real: usize) -> u64 {
 pub fn load_design(dir: &Path) -> Result<Design> {
     let jp = dir.join("design.json");
     let text = std::fs::read_to_string(&jp).map_err(io_err(&jp))?;
-    let mut design: Design = serde_json::from_str(&text).map_err(|e| StudyError::Csv {
+    let mut design: Design = serde_json::from_str(&text).map_err(|source| StudyError::Json {
         path: jp.clone(),
-        line: e.line() as u64,
-        message: e.to_string(),
+        source,
     })?;
     let tp = dir.join("trials.csv");
     let bytes = std::fs::read(&tp).map_err(io_err(&tp))?;
     let mut rdr = csv::Reader::from_reader(super::ingest::strip_bom(&bytes));
     for (i, r) in rdr.deserialize::<TrialRow>().enumerate() {
-        design.trials.push(r.map_err(|e| StudyError::Csv {
+        design.trials.push(r.map_err(|source| StudyError::CsvFile {
             path: tp.clone(),
             line: i as u64 + 2,
-            message: e.to_string(),
+            source,
         })?);
     }
     Ok(design)

@@ -56,6 +56,44 @@ pub enum StudyError {
     /// `sources.csv` could not be read (the core's reader names the file and row).
     #[error(transparent)]
     Sources(#[from] emobench_core::sources::SourcesError),
+    /// The csv reader or writer failed at a given line (0 when unknown).
+    #[error("{path}:{line}")]
+    CsvFile {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (header is line 1); 0 when unknown.
+        line: u64,
+        /// csv's error.
+        #[source]
+        source: csv::Error,
+    },
+    /// A JSON file does not parse.
+    #[error("{path}: invalid JSON")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// serde_json's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A value could not be serialised to JSON.
+    #[error("cannot serialise the {what}")]
+    Serialize {
+        /// What was being serialised.
+        what: &'static str,
+        /// serde_json's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// study.toml does not parse.
+    #[error("{path}")]
+    Toml {
+        /// The study.toml.
+        path: PathBuf,
+        /// toml's error.
+        #[source]
+        source: toml::de::Error,
+    },
     /// A field holds a value that cannot be used.
     #[error("{path}:{line}: column '{column}' has invalid value '{value}': {message}")]
     Value {
@@ -113,16 +151,16 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn write_csv<S: serde::Serialize>(path: &Path, rows: &[S]) -> Result<()> {
     let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
     for r in rows {
-        w.serialize(r).map_err(|e| StudyError::Csv {
+        w.serialize(r).map_err(|source| StudyError::CsvFile {
             path: path.to_path_buf(),
             line: 0,
-            message: e.to_string(),
+            source,
         })?;
     }
-    let bytes = w.into_inner().map_err(|e| StudyError::Csv {
+    let bytes = w.into_inner().map_err(|e| StudyError::CsvFile {
         path: path.to_path_buf(),
         line: 0,
-        message: e.to_string(),
+        source: e.into_error().into(),
     })?;
     atomic_write(path, &bytes)
 }
@@ -131,19 +169,19 @@ pub fn write_csv<S: serde::Serialize>(path: &Path, rows: &[S]) -> Result<()> {
 /// time).
 pub fn write_records(path: &Path, header: &[String], rows: &[Vec<String>]) -> Result<()> {
     let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
-    let err = |e: csv::Error| StudyError::Csv {
+    let err = |source: csv::Error| StudyError::CsvFile {
         path: path.to_path_buf(),
         line: 0,
-        message: e.to_string(),
+        source,
     };
     w.write_record(header).map_err(err)?;
     for r in rows {
         w.write_record(r).map_err(err)?;
     }
-    let bytes = w.into_inner().map_err(|e| StudyError::Csv {
+    let bytes = w.into_inner().map_err(|e| StudyError::CsvFile {
         path: path.to_path_buf(),
         line: 0,
-        message: e.to_string(),
+        source: e.into_error().into(),
     })?;
     atomic_write(path, &bytes)
 }
@@ -197,8 +235,10 @@ pub fn write_metadata_file(
         "seed": seed,
         "inputs": files,
     });
-    let text =
-        serde_json::to_string_pretty(&meta).map_err(|e| StudyError::Invalid(e.to_string()))?;
+    let text = serde_json::to_string_pretty(&meta).map_err(|source| StudyError::Serialize {
+        what: "metadata",
+        source,
+    })?;
     atomic_write(path, text.as_bytes())
 }
 

@@ -29,12 +29,17 @@ pub fn write_manifests(design: &Design, out: &Path) -> Result<()> {
         "submit_url": cfg.mturk.submit_url,
         "post_url": cfg.post_url,
     });
-    let inline_text =
-        serde_json::to_string(&inline).map_err(|e| StudyError::Invalid(e.to_string()))?;
+    let inline_text = serde_json::to_string(&inline).map_err(|source| StudyError::Serialize {
+        what: "inline page data",
+        source,
+    })?;
     // MTurk replaces ${set} and ${trials} with the batch row's values before serving the page.
     let study_js = format!(
         "var EMOBENCH_INLINE_CONFIG = {inline_text};\nwindow.EMOBENCH_INLINE = {{ set: \"${{set}}\", trials: \"${{trials}}\", image_base_url: EMOBENCH_INLINE_CONFIG.image_base_url, question: EMOBENCH_INLINE_CONFIG.question, submit_url: EMOBENCH_INLINE_CONFIG.submit_url, post_url: EMOBENCH_INLINE_CONFIG.post_url }};\nwindow.EMOBENCH_STUDY = {{ platform: \"mturk\", venue: {venue}, question: EMOBENCH_INLINE_CONFIG.question, post_url: EMOBENCH_INLINE_CONFIG.post_url }};\n",
-        venue = serde_json::to_string(&cfg.venue).map_err(|e| StudyError::Invalid(e.to_string()))?
+        venue = serde_json::to_string(&cfg.venue).map_err(|source| StudyError::Serialize {
+            what: "venue",
+            source,
+        })?
     );
     let page = inline_page(&study_js);
     atomic_write(&out.join("mturk/template.html"), page.as_bytes())?;

@@ -22,8 +22,11 @@ pub fn make_design(study: &Study, inputs: &DesignInputs) -> Result<Design> {
     }
     write_csv(&out.join("trials.csv"), &plan.design.trials)?;
     write_csv(&out.join("images.csv"), &plan.images)?;
-    let json = serde_json::to_string_pretty(&plan.design)
-        .map_err(|e| StudyError::Invalid(e.to_string()))?;
+    let json =
+        serde_json::to_string_pretty(&plan.design).map_err(|source| StudyError::Serialize {
+            what: "design",
+            source,
+        })?;
     atomic_write(&out.join("design.json"), json.as_bytes())?;
     super::web::write_page(&plan.design, out)?;
     super::manifests::write_manifests(&plan.design, out)?;

@@ -51,8 +51,10 @@ fn write_outputs(
     let mut outputs = Vec::new();
     let mut put = |p: PathBuf| outputs.push(p.display().to_string());
 
-    let cj = serde_json::to_string_pretty(&a.cleaning)
-        .map_err(|e| StudyError::Invalid(e.to_string()))?;
+    let cj = serde_json::to_string_pretty(&a.cleaning).map_err(|source| StudyError::Serialize {
+        what: "cleaning report",
+        source,
+    })?;
     atomic_write(&dir.join("cleaning.json"), cj.as_bytes())?;
     put(dir.join("cleaning.json"));
     atomic_write(
@@ -156,13 +158,18 @@ fn write_outputs(
         }
     }
     a.summary.outputs = outputs;
-    let sj =
-        serde_json::to_string_pretty(&a.summary).map_err(|e| StudyError::Invalid(e.to_string()))?;
+    let sj = serde_json::to_string_pretty(&a.summary).map_err(|source| StudyError::Serialize {
+        what: "summary",
+        source,
+    })?;
     atomic_write(&dir.join("summary.json"), sj.as_bytes())?;
     super::write_metadata(
         dir,
         "trials analyse",
-        serde_json::to_value(&a.summary.options).map_err(|e| StudyError::Invalid(e.to_string()))?,
+        serde_json::to_value(&a.summary.options).map_err(|source| StudyError::Serialize {
+            what: "options",
+            source,
+        })?,
         Some(a.summary.options.seed),
         inputs,
     )

@@ -74,7 +74,10 @@ pub fn write_page(design: &Design, out: &Path) -> Result<()> {
     });
     let js = format!(
         "/* Written by `emobench trials design`; do not edit (rerun the design instead). */\nwindow.EMOBENCH_STUDY = {};\n",
-        serde_json::to_string(&study).map_err(|e| StudyError::Invalid(e.to_string()))?
+        serde_json::to_string(&study).map_err(|source| StudyError::Serialize {
+            what: "study",
+            source,
+        })?
     );
     atomic_write(&out.join("study.js"), js.as_bytes())?;
     atomic_write(&out.join("index.html"), INDEX_HTML.as_bytes())?;

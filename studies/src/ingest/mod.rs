@@ -254,10 +254,10 @@ fn ingest_one(
     let mut rdr = reader(bytes);
     let headers: Vec<String> = rdr
         .byte_headers()
-        .map_err(|e| StudyError::Csv {
+        .map_err(|source| StudyError::CsvFile {
             path: path.to_path_buf(),
             line: 1,
-            message: e.to_string(),
+            source,
         })?
         .iter()
         .map(lossy)
