@@ -12,13 +12,13 @@ import torchvision
 import torchvision.transforms as T
 from transformers import CLIPConfig, CLIPModel
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "clipstyler"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "baselines", "tests", "fixtures", "clipstyler"))
 torch.set_num_threads(int(os.environ.get("THREADS", "2")))
 torch.manual_seed(0)
 
 import importlib.util
 
-spec = importlib.util.spec_from_file_location("fx", os.path.join(os.path.dirname(__file__), "stylenet_def.py"))
+spec = importlib.util.spec_from_file_location("fx", os.path.join(os.path.dirname(__file__), "..", "..", "baselines", "tests", "fixtures", "clipstyler", "stylenet_ref.py"))
 fx = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(fx)
 
