@@ -32,11 +32,31 @@ pub fn score_and_report(
     out: &Path,
 ) -> anyhow::Result<(ScoreResult, Vec<String>)> {
     let result = score(cfg, predictor)?;
-    let notes = report_notes(predictor, cfg);
+    let notes = reports::ReportNotes {
+        lines: report_notes(predictor, cfg),
+        predictor: predictor.source().label(),
+    };
     let meta = ScoreMetadata::new(cfg, predictor, &result)
         .with_context(|| cfg.sources.display().to_string())?;
     reports::write_score_report(out, &result, &notes, &meta)?;
-    Ok((result, notes))
+    Ok((result, notes.lines))
+}
+
+/// `emobench report`: the HTML page of `inputs` in `out`.
+pub fn report(
+    inputs: &reports::site::SiteInputs,
+    out: &Path,
+) -> anyhow::Result<reports::site::SiteSummary> {
+    let p = emobench_core::provenance::Provenance::current();
+    let line = format!(
+        "Made by {} {} (commit {}): {} {}",
+        p.tool,
+        p.version,
+        p.git_commit,
+        p.tool,
+        p.command.join(" ")
+    );
+    Ok(reports::site::build_site(inputs, out, line)?)
 }
 
 /// One image's prediction from `emobench predict`, and where its Grad-CAM overlay went.

@@ -20,7 +20,7 @@ pub fn run_demo(data: &Path, out: &Path, seed: u64) -> anyhow::Result<()> {
     let sources = data.join("sources.csv");
     let runs = out.join("runs");
     eprintln!(
-        "[1/4] colour transfer (ct), cross-valence targets, seed {seed} -> {}",
+        "[1/5] colour transfer (ct), cross-valence targets, seed {seed} -> {}",
         runs.display()
     );
     let edit = EditConfig {
@@ -41,7 +41,7 @@ pub fn run_demo(data: &Path, out: &Path, seed: u64) -> anyhow::Result<()> {
 
     let report = out.join("reports").join("score");
     eprintln!(
-        "[2/4] scoring with the STAND-IN predictor -> {}",
+        "[2/5] scoring with the STAND-IN predictor -> {}",
         report.display()
     );
     let predictor = Predictor::stand_in(STAND_IN_SEED, &Device::Cpu)?;
@@ -58,7 +58,7 @@ pub fn run_demo(data: &Path, out: &Path, seed: u64) -> anyhow::Result<()> {
 
     let cams = out.join("reports").join("gradcam");
     eprintln!(
-        "[3/4] Grad-CAM overlays of the sources -> {}",
+        "[3/5] Grad-CAM overlays of the sources -> {}",
         cams.display()
     );
     for s in read_sources(&sources)? {
@@ -72,6 +72,19 @@ pub fn run_demo(data: &Path, out: &Path, seed: u64) -> anyhow::Result<()> {
     }
 
     let lms = lms_instructions(data, out, seed)?;
+
+    let site_dir = out.join("site");
+    eprintln!("[5/5] the HTML report -> {}", site_dir.display());
+    let site = crate::commands::report(
+        &reports::site::SiteInputs {
+            scores: vec![report.clone()],
+            runs: Some(out.join("runs")),
+            sources: Some(sources.clone()),
+            thumbnail: reports::site::DEFAULT_THUMBNAIL,
+            ..Default::default()
+        },
+        &site_dir,
+    )?;
 
     println!("{}", notes.join("\n"));
     println!();
@@ -95,6 +108,7 @@ pub fn run_demo(data: &Path, out: &Path, seed: u64) -> anyhow::Result<()> {
     );
     println!("  matrices:         {}", report.join("confusion").display());
     println!("  Grad-CAM:         {}", cams.display());
+    println!("  report page:      {}", site.index.display());
     match &lms {
         Some(path) => println!("  LMS instructions: {} (SmolLM2-135M-Instruct, hand-written captions)", path.display()),
         None => println!(
@@ -147,7 +161,7 @@ fn lms_instructions(
     }
     let runs = out.join("runs");
     eprintln!(
-        "[4/4] LMS instructions with {} (hand-written captions) -> {}",
+        "[4/5] LMS instructions with {} (hand-written captions) -> {}",
         llm.display(),
         runs.join("lms").display()
     );

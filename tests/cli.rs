@@ -2,7 +2,9 @@
 //! outputs, stand-in notice), predict, and one-line errors on bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+
+mod tidy;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_emobench"))
@@ -150,14 +152,15 @@ fn score_writes_every_report_and_lists_missing_outputs() {
     }
     let scores = std::fs::read_to_string(out.join("scores.csv")).unwrap();
     let mut lines = scores.lines();
-    assert!(lines.next().unwrap().starts_with("# predictor: "));
-    lines.next();
     let header = lines.next().unwrap();
     assert!(header.starts_with(
         "method,source_id,source_emotion,target,p_src_target,p_gen_target,argmax_src,argmax_gen,emr,esr,"
     ));
     assert!(header.contains("p_src_amusement") && header.contains("p_gen_sadness"));
-    assert_eq!(lines.count(), 3);
+    assert!(header.ends_with(",predictor"), "{header}");
+    assert!(lines.all(|l| l.ends_with(",resnet18_tiny.pt")), "{scores}");
+    assert_eq!(scores.lines().count(), 4);
+    tidy::assert_tidy_csvs(&out, 7);
     let missing = std::fs::read_to_string(out.join("missing.csv")).unwrap();
     assert!(missing.contains("ct,china,sadness,"), "{missing}");
     let meta = std::fs::read_to_string(out.join("report.json")).unwrap();
@@ -185,7 +188,7 @@ fn score_writes_every_report_and_lists_missing_outputs() {
 }
 
 #[test]
-fn stand_in_outputs_say_so_in_their_first_line() {
+fn stand_in_outputs_name_it_in_a_column_and_in_their_first_line() {
     let d = tmp("standin");
     let (sources, refs) = tables(&d);
     let runs = d.join("runs");
@@ -199,19 +202,24 @@ fn stand_in_outputs_say_so_in_their_first_line() {
         .arg(&runs)
         .arg("--out")
         .arg(&out));
-    for f in [
-        "scores.csv",
-        "table1.csv",
-        "table1.tex",
-        "confusion/ct_esr.csv",
-    ] {
-        let text = std::fs::read_to_string(out.join(f)).unwrap();
+    // CSVs start with their header; a reader of one alone still sees the stand-in in every
+    // measured row's `predictor` column.
+    for f in ["scores.csv", "table1.csv", "confusion/ct_esr.csv"] {
+        let mut r = csv::Reader::from_path(out.join(f)).unwrap();
+        let col = r.headers().unwrap().iter().position(|h| h == "predictor");
+        let col = col.unwrap_or_else(|| panic!("{f}: no predictor column"));
+        let labels: Vec<String> = r
+            .records()
+            .map(|rec| rec.unwrap()[col].to_string())
+            .filter(|v| !v.is_empty())
+            .collect();
         assert!(
-            text.lines().next().unwrap().contains("STAND-IN PREDICTOR"),
-            "{f}: {}",
-            text.lines().next().unwrap()
+            !labels.is_empty() && labels.iter().all(|v| v == "stand-in"),
+            "{f}: {labels:?}"
         );
     }
+    let tex = std::fs::read_to_string(out.join("table1.tex")).unwrap();
+    assert!(tex.lines().next().unwrap().contains("STAND-IN PREDICTOR"));
     let md = std::fs::read_to_string(out.join("table1.md")).unwrap();
     assert!(md.lines().nth(2).unwrap().contains("STAND-IN PREDICTOR"));
     std::fs::remove_dir_all(&d).ok();
@@ -300,5 +308,34 @@ fn the_demo_runs_on_bundled_data_and_names_its_stand_ins() {
     assert!(text.contains("32 outputs scored, 0 missing"), "{text}");
     assert!(d.join("reports/score/table1.md").is_file());
     assert!(d.join("reports/gradcam/chelsea.png").is_file());
+    tidy::assert_tidy_csvs(&d, 8);
     std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn a_closed_pipe_ends_the_program_quietly() {
+    let img = fixtures().join("photos224/chelsea.png");
+    let mut child = bin()
+        .args(["predict", "--json", "--arch", "tiny"])
+        .arg("--predictor")
+        .arg(fixtures().join("resnet18_tiny.pt"))
+        .arg(&img)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `| head -0`: the reader goes away before the program writes a byte.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert!(
+            out.status.success() || out.status.signal() == Some(13),
+            "{:?}: {stderr}",
+            out.status
+        );
+    }
 }

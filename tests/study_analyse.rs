@@ -3,6 +3,7 @@
 
 #[path = "fixtures/study/common.rs"]
 mod common;
+mod tidy;
 
 use std::path::Path;
 
@@ -172,6 +173,8 @@ fn analyse_writes_every_output() {
     // Traceability: the overall row's trial count equals the rows of responses_clean.csv.
     let clean = std::fs::read_to_string(out.join("responses_clean.csv")).expect("read");
     assert_eq!(clean.lines().count() as u64 - 1, a.summary.trials_analysed);
+    tidy::assert_tidy_csvs(&out, 5);
+    tidy::assert_tidy_csvs(&dir.join("design"), 3);
     if let Ok(keep) = std::env::var("EMOBENCH_KEEP_STUDY_REPORT") {
         let _ = std::fs::create_dir_all(&keep);
         for e in std::fs::read_dir(&out).expect("dir").flatten() {

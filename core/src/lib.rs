@@ -9,7 +9,8 @@
 //!   [`confusion`]: their aggregation into Table 1 and the 8x8 matrices;
 //! - [`sources`], [`runs`], [`edit`]: `sources.csv`, run-folder layout and shards, the
 //!   edit-method trait and the resumable run loop;
-//! - [`provenance`], [`progress`]: what produced an output, and progress bars.
+//! - [`provenance`], [`progress`]: what produced an output, and progress bars; [`number`]: how
+//!   floats are written into CSVs.
 //!
 //! Rendering (tables, plots, the HTML report) is the `reports` crate's; the methods are in
 //! `baselines` and `emoeditor`; the human study in `studies`.
@@ -22,6 +23,7 @@ pub mod emotion;
 pub mod image_io;
 pub mod imgproc;
 pub mod metrics;
+pub mod number;
 pub mod predictor;
 pub mod progress;
 pub mod provenance;

@@ -60,6 +60,18 @@ pub struct Job {
     pub output: PathBuf,
 }
 
+/// The method folders of a runs folder (`runs/<method>/`), sorted; hidden folders are not methods.
+pub fn method_folders(runs: &Path) -> std::io::Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(runs)?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 /// Output path of one edit.
 pub fn output_path(method_dir: &Path, source_id: &str, target: Emotion) -> PathBuf {
     method_dir

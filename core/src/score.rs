@@ -140,17 +140,10 @@ fn list_methods(cfg: &ScoreConfig) -> Result<Vec<String>, ScoreError> {
     if let Some(m) = &cfg.methods {
         return Ok(m.clone());
     }
-    let rd = std::fs::read_dir(&cfg.runs).map_err(|source| ScoreError::RunsIo {
+    let names = crate::runs::method_folders(&cfg.runs).map_err(|source| ScoreError::RunsIo {
         path: cfg.runs.clone(),
         source,
     })?;
-    let mut names: Vec<String> = rd
-        .filter_map(Result::ok)
-        .filter(|e| e.path().is_dir())
-        .filter_map(|e| e.file_name().to_str().map(str::to_string))
-        .filter(|n| !n.starts_with('.'))
-        .collect();
-    names.sort();
     if names.is_empty() {
         return Err(ScoreError::Runs {
             path: cfg.runs.clone(),

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use emobench_core::number::shortest;
 use emobench_core::table1::{paper_row, Subset, Summary, PAPER_TABLE1};
 
 /// Everything a Table-1 file shows.
@@ -9,6 +10,8 @@ use emobench_core::table1::{paper_row, Subset, Summary, PAPER_TABLE1};
 pub struct Table1Report {
     /// Lines that say what produced the table (stand-in notice first when there is one).
     pub notes: Vec<String>,
+    /// The predictor's label (`stand-in` or the checkpoint's file name), a column of the CSV.
+    pub predictor: String,
     /// Measured summaries per subset.
     pub subsets: Vec<(Subset, Vec<Summary>)>,
 }
@@ -72,31 +75,28 @@ impl TableExporter for Csv {
     }
 
     fn render(&self, r: &Table1Report) -> String {
-        let mut s = String::new();
-        for n in &r.notes {
-            s.push_str(&format!("# {n}\n"));
-        }
-        s.push_str("origin,subset,method,n,emr,esr,enrd,ess,ssim,l1\n");
+        let mut s = String::from("origin,subset,method,n,emr,esr,enrd,ess,ssim,l1,predictor\n");
         for (subset, rows) in &r.subsets {
             for x in rows {
+                let values = [x.emr, x.esr, x.enrd, x.ess, x.ssim, x.l1].map(shortest);
                 s.push_str(&format!(
-                    "emobench,{},{},{},{},{},{},{},{},{}\n",
+                    "emobench,{},{},{},{},{}\n",
                     subset.name(),
                     x.method,
                     x.n,
-                    x.emr,
-                    x.esr,
-                    x.enrd,
-                    x.ess,
-                    x.ssim,
-                    x.l1
+                    values.join(","),
+                    r.predictor
                 ));
             }
         }
+        // The paper's rows were scored with the authors' predictor, whose name the paper does
+        // not give; SSIM and L1 are not in Table 1.
         for p in PAPER_TABLE1 {
+            let values = [p.emr, p.esr, p.enrd, p.ess].map(shortest);
             s.push_str(&format!(
-                "paper,cross-valence,{},2016,{},{},{},{},,\n",
-                p.method, p.emr, p.esr, p.enrd, p.ess
+                "paper,cross-valence,{},2016,{},,,\n",
+                p.method,
+                values.join(",")
             ));
         }
         s

@@ -8,6 +8,7 @@ pub mod confusion;
 pub mod export;
 pub mod overlay;
 pub mod plots;
+pub mod site;
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,7 @@ use serde::Serialize;
 
 use emobench_core::emotion::Emotion;
 use emobench_core::image_io::write_atomic;
+use emobench_core::number::shortest;
 use emobench_core::score::ScoreResult;
 use emobench_core::table1::{summarise, Subset};
 use export::{exporters, Table1Report};
@@ -62,20 +64,36 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ReportErro
     write_text(path, &s)
 }
 
-fn comment_lines(notes: &[String], prefix: &str) -> String {
-    notes.iter().map(|n| format!("{prefix}{n}\n")).collect()
+/// `field` as one CSV field (RFC 4180): quoted when it holds a comma, quote or line break.
+/// Method names and source ids are restricted to safe characters; paths are not.
+pub fn csv_field(field: &str) -> std::borrow::Cow<'_, str> {
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\"")).into()
+    } else {
+        field.into()
+    }
 }
 
-/// The per-image CSV of DESIGN.md's data contract.
-pub fn scores_csv(result: &ScoreResult, notes: &[String]) -> String {
-    let mut s = comment_lines(notes, "# ");
-    s.push_str("method,source_id,source_emotion,target,p_src_target,p_gen_target,argmax_src,argmax_gen,emr,esr,kl_src,kl_gen,enrd,ess,ssim,l1");
+/// What produced a score report: the lines shown at the top of its human-readable files (the
+/// stand-in notice first when there is one) and the `predictor` column of its CSVs.
+#[derive(Debug, Clone)]
+pub struct ReportNotes {
+    /// Lines for Markdown, LaTeX and figure subtitles (CSV files carry none: they start with
+    /// their header).
+    pub lines: Vec<String>,
+    /// `PredictorSource::label`: `stand-in` or the checkpoint's file name.
+    pub predictor: String,
+}
+
+/// The per-image CSV of DESIGN.md's data contract, with a last `predictor` column.
+pub fn scores_csv(result: &ScoreResult, predictor: &str) -> String {
+    let mut s = String::from("method,source_id,source_emotion,target,p_src_target,p_gen_target,argmax_src,argmax_gen,emr,esr,kl_src,kl_gen,enrd,ess,ssim,l1");
     for prefix in ["p_src_", "p_gen_"] {
         for e in Emotion::ALL {
             s.push_str(&format!(",{prefix}{e}"));
         }
     }
-    s.push('\n');
+    s.push_str(",predictor\n");
     for r in &result.rows {
         let t = r.target.emoset_index();
         s.push_str(&format!(
@@ -84,22 +102,25 @@ pub fn scores_csv(result: &ScoreResult, notes: &[String]) -> String {
             r.source_id,
             r.source_emotion.map(|e| e.name()).unwrap_or(""),
             r.target,
-            r.p_src[t],
-            r.p_gen[t],
+            shortest(r.p_src[t]),
+            shortest(r.p_gen[t]),
             r.argmax_src,
             r.argmax_gen,
             u8::from(r.m.emr),
             u8::from(r.m.esr),
-            r.m.kl_src,
-            r.m.kl_gen,
-            r.m.enrd,
-            r.m.ess,
-            r.m.ssim,
-            r.m.l1
+            shortest(r.m.kl_src),
+            shortest(r.m.kl_gen),
+            shortest(r.m.enrd),
+            shortest(r.m.ess),
+            shortest(r.m.ssim),
+            shortest(r.m.l1)
         ));
         for p in r.p_src.iter().chain(r.p_gen.iter()) {
-            s.push_str(&format!(",{p}"));
+            s.push(',');
+            s.push_str(&shortest(*p));
         }
+        s.push(',');
+        s.push_str(predictor);
         s.push('\n');
     }
     s
@@ -109,7 +130,7 @@ pub fn scores_csv(result: &ScoreResult, notes: &[String]) -> String {
 pub fn write_score_report<M: Serialize>(
     out: &Path,
     result: &ScoreResult,
-    notes: &[String],
+    notes: &ReportNotes,
     metadata: &M,
 ) -> Result<Vec<PathBuf>, ReportError> {
     let mut written = Vec::new();
@@ -119,18 +140,21 @@ pub fn write_score_report<M: Serialize>(
         written.push(p);
         Ok(())
     };
-    put("scores.csv", scores_csv(result, notes))?;
-    let mut missing = comment_lines(notes, "# ");
-    missing.push_str("method,source_id,target,path\n");
+    put("scores.csv", scores_csv(result, &notes.predictor))?;
+    let mut missing = String::from("method,source_id,target,path\n");
     for m in &result.missing {
         missing.push_str(&format!(
             "{},{},{},{}\n",
-            m.method, m.source_id, m.target, m.path
+            m.method,
+            m.source_id,
+            m.target,
+            csv_field(&m.path)
         ));
     }
     put("missing.csv", missing)?;
     let report = Table1Report {
-        notes: notes.to_vec(),
+        notes: notes.lines.clone(),
+        predictor: notes.predictor.clone(),
         subsets: Subset::ALL
             .iter()
             .map(|s| (*s, summarise(&result.rows, &result.methods, *s)))

@@ -41,6 +41,8 @@ pub enum Command {
     /// Human-study trial sets, simulation, analysis and power.
     #[command(subcommand)]
     Trials(crate::cli::trials::TrialsCommand),
+    /// One static HTML page of score reports, runs, traces, iteration studies and a study.
+    Report(ReportArgs),
 }
 
 /// Which predictor and how to run it.
@@ -115,6 +117,33 @@ pub struct DemoArgs {
     /// Seed for the edits.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
+}
+
+/// `emobench report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Output folder: index.html and the files it links.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// A folder written by `emobench score` (repeatable: one Table-1 section each).
+    #[arg(long)]
+    pub scores: Vec<PathBuf>,
+    /// A runs folder (`<method>/<source_id>/<target>.png`): gallery, critic traces, run.json.
+    #[arg(long)]
+    pub runs: Option<PathBuf>,
+    /// The runs' sources.csv (default: the one the first score report names, else the one
+    /// beside the runs folder).
+    #[arg(long)]
+    pub sources: Option<PathBuf>,
+    /// A folder written by `emobench trials analyse`.
+    #[arg(long)]
+    pub study: Option<PathBuf>,
+    /// A folder written by `emobench iterations` (repeatable).
+    #[arg(long)]
+    pub iterations: Vec<PathBuf>,
+    /// Longest side of the gallery's thumbnails, in pixels.
+    #[arg(long, default_value_t = reports::site::DEFAULT_THUMBNAIL, value_parser = clap::value_parser!(u32).range(16..=4096))]
+    pub thumbnail: u32,
 }
 
 /// `emobench edit`.
@@ -222,7 +251,25 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Score(a) => cmd_score(a),
         Command::Predict(a) => cmd_predict(a),
         Command::Trials(t) => crate::cli::trials::run(t),
+        Command::Report(a) => cmd_report(a),
     }
+}
+
+fn cmd_report(a: ReportArgs) -> anyhow::Result<()> {
+    if a.scores.is_empty() && a.runs.is_none() && a.study.is_none() && a.iterations.is_empty() {
+        bail!("report: nothing to show: pass --scores, --runs, --study or --iterations");
+    }
+    let inputs = reports::site::SiteInputs {
+        scores: a.scores,
+        runs: a.runs,
+        sources: a.sources,
+        study: a.study,
+        iterations: a.iterations,
+        thumbnail: a.thumbnail,
+    };
+    let s = crate::commands::report(&inputs, &a.out)?;
+    println!("{}", s.index.display());
+    Ok(())
 }
 
 fn cmd_edit(a: EditArgs) -> anyhow::Result<()> {

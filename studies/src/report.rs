@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use emobench_core::number::{shortest, shortest_or_empty};
+
 use super::analysis::{analyse, AnalyseOptions, Analysis};
 use super::cleaning::{apply_attention_rule, report};
 use super::ingest::{ingest_files, Response};
@@ -31,14 +33,6 @@ pub fn analyse_files(
         write_outputs(&mut a, &cleaned.real, dir, &inputs)?;
     }
     Ok(a)
-}
-
-fn f(v: f64) -> String {
-    if v.is_nan() {
-        String::new()
-    } else {
-        format!("{v:.6}")
-    }
 }
 
 fn write_outputs(
@@ -99,18 +93,18 @@ fn write_outputs(
                 r.participants.to_string(),
                 r.trials.to_string(),
                 r.reference_chosen.to_string(),
-                f(r.preference),
-                f(r.mean_participant_share),
-                f(r.se_participants),
-                f(r.se_trials),
-                f(r.wilson_low),
-                f(r.wilson_high),
-                f(r.cp_low),
-                f(r.cp_high),
-                format!("{:.6e}", r.p_binomial),
-                format!("{:.6e}", r.p_holm),
-                f(r.boot_low),
-                f(r.boot_high),
+                shortest_or_empty(r.preference),
+                shortest_or_empty(r.mean_participant_share),
+                shortest_or_empty(r.se_participants),
+                shortest_or_empty(r.se_trials),
+                shortest_or_empty(r.wilson_low),
+                shortest_or_empty(r.wilson_high),
+                shortest_or_empty(r.cp_low),
+                shortest_or_empty(r.cp_high),
+                shortest(r.p_binomial),
+                shortest(r.p_holm),
+                shortest_or_empty(r.boot_low),
+                shortest_or_empty(r.boot_high),
             ]
         })
         .collect();
@@ -127,7 +121,7 @@ fn write_outputs(
                 c.target.clone(),
                 c.trials.to_string(),
                 c.reference_chosen.to_string(),
-                f(c.preference),
+                shortest_or_empty(c.preference),
             ]
         })
         .collect();

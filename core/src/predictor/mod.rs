@@ -124,6 +124,18 @@ impl PredictorSource {
         matches!(self, PredictorSource::StandIn { .. })
     }
 
+    /// The `predictor` column of the CSVs: `stand-in`, or the checkpoint's file name (its path and
+    /// SHA-256 are in `report.json`), so a reader of a CSV alone cannot miss a stand-in.
+    pub fn label(&self) -> String {
+        match self {
+            PredictorSource::File { path, .. } => std::path::Path::new(path)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| path.clone()),
+            PredictorSource::StandIn { .. } => "stand-in".into(),
+        }
+    }
+
     /// One line naming the weights; the stand-in's says plainly that it is one.
     pub fn describe(&self) -> String {
         match self {
