@@ -47,11 +47,15 @@ pub enum ReportError {
     Plot(#[from] plots::PlotError),
 }
 
-pub(crate) fn write_text(path: &Path, text: &str) -> Result<(), ReportError> {
-    write_atomic(path, text.as_bytes()).map_err(|source| ReportError::Write {
+pub(crate) fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    write_atomic(path, bytes).map_err(|source| ReportError::Write {
         path: path.to_path_buf(),
         source,
     })
+}
+
+pub(crate) fn write_text(path: &Path, text: &str) -> Result<(), ReportError> {
+    write_bytes(path, text.as_bytes())
 }
 
 /// Serialises `value` as pretty JSON (with a final newline) into `path` atomically.

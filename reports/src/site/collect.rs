@@ -18,7 +18,7 @@ use super::model::{
 };
 
 /// The study's figures, in the paper's order, with their captions.
-const STUDY_FIGURES: [(&str, &str); 5] = [
+const STUDY_FIGURES: [(&str, &str); 4] = [
     (
         "fig5_preferences",
         "Fig. 5: preference for the reference method against each baseline",
@@ -34,10 +34,6 @@ const STUDY_FIGURES: [(&str, &str); 5] = [
     (
         "figS9_matrices_per_baseline",
         "Fig. S9: preference by source and target emotion, per baseline",
-    ),
-    (
-        "figS9_matrices",
-        "Fig. S9: preference by source and target emotion",
     ),
 ];
 

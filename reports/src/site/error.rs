@@ -78,12 +78,6 @@ pub enum SiteError {
         source: image::ImageError,
     },
     /// A site file could not be written.
-    #[error("{path}")]
-    Write {
-        /// File.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Write(#[from] crate::ReportError),
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use image::codecs::jpeg::JpegEncoder;
 use image::imageops::FilterType;
 
-use emobench_core::image_io::{load_rgb, write_atomic};
+use emobench_core::image_io::load_rgb;
 
 use super::error::SiteError;
 use super::model::Asset;
@@ -15,10 +15,7 @@ use super::model::Asset;
 const THUMBNAIL_QUALITY: u8 = 88;
 
 fn put(path: &Path, bytes: &[u8]) -> Result<(), SiteError> {
-    write_atomic(path, bytes).map_err(|source| SiteError::Write {
-        path: path.to_path_buf(),
-        source,
-    })
+    Ok(crate::write_bytes(path, bytes)?)
 }
 
 /// A thumbnail of at most `side` pixels on its longer side (never enlarged), as JPEG bytes.
