@@ -310,3 +310,19 @@ fn full_size_resnet18_instantiates_with_torchvision_shapes() {
     assert!(p.source().is_stand_in());
     assert!(p.source().describe().starts_with("STAND-IN"));
 }
+
+/// CI runs the fixture tests a second time with `EMOBENCH_CANDLE_OPS=1`; this says which path
+/// that run took, so a fixture pass cannot be credited to the wrong one.
+#[test]
+fn the_candle_ops_switch_selects_the_path() {
+    let requested = std::env::var(models::kernels::CANDLE_OPS_ENV).is_ok_and(|v| v == "1");
+    assert_eq!(models::kernels::fused_enabled(), !requested);
+    println!(
+        "fixture path: {}",
+        if requested {
+            "candle operators (the GPU path)"
+        } else {
+            "fused CPU kernels"
+        }
+    );
+}

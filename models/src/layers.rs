@@ -11,7 +11,7 @@ use crate::kernels::{self, ConvInit, ConvShape};
 
 /// Runs `f` on the contiguous `f32` CPU data of `t`, or returns `None` when `t` is elsewhere.
 fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
-    if !t.device().is_cpu() || t.dtype() != DType::F32 || !t.is_contiguous() {
+    if !kernels::fused_cpu(t) || !t.is_contiguous() {
         return None;
     }
     let (storage, layout) = t.storage_and_layout();

@@ -154,7 +154,7 @@ impl Conv {
     /// Applies the convolution to (b, cin, h, w).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let k = self.weight.dim(2)?;
-        let y = if x.device().is_cpu() && x.dtype() == DType::F32 && self.padding < k {
+        let y = if crate::kernels::fused_cpu(x) && self.padding < k {
             let op = FastConv2d {
                 padding: self.padding,
                 stride: self.stride,

@@ -285,7 +285,7 @@ pub enum Vgg19Error {
 /// (NaN stays NaN as in PyTorch); elsewhere `x * (x > 0)` (negative inputs give `-0.0`, which
 /// every later operation treats as `0`).
 pub fn relu_torch(x: &Tensor) -> candle_core::Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == DType::F32 {
+    if crate::kernels::fused_cpu(x) {
         return x.contiguous()?.apply_op1(CpuRelu);
     }
     let mask = x.gt(0.0)?.to_dtype(x.dtype())?;
@@ -510,7 +510,7 @@ impl candle_core::CustomOp2 for CpuPoolGrad {
 /// multi-threaded kernel (NaN handled as PyTorch); elsewhere a composite of candle ops, where a window
 /// holding NaN gives 0 (PyTorch: NaN).
 pub fn max_pool2x2(x: &Tensor) -> candle_core::Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == DType::F32 {
+    if crate::kernels::fused_cpu(x) {
         return x.contiguous()?.apply_op1(CpuPool);
     }
     max_pool2x2_composite(x)
@@ -763,7 +763,7 @@ impl Vgg19Features {
                         padding: 1,
                         ..Default::default()
                     };
-                    let cpu = if weight.device().is_cpu() && weight.dtype() == DType::F32 {
+                    let cpu = if crate::kernels::fused_cpu(&weight) {
                         Some(
                             CpuConv::new(&weight, &bias).map_err(|source| Vgg19Error::Read {
                                 tensor: format!("features.{index}.weight"),
@@ -819,7 +819,7 @@ impl Vgg19Features {
             match step {
                 Step::Conv { index, conv, cpu } => {
                     x = match cpu {
-                        Some(op) if x.device().is_cpu() && x.dtype() == DType::F32 => {
+                        Some(op) if crate::kernels::fused_cpu(&x) => {
                             x.contiguous()?.apply_op1(op.clone())?
                         }
                         _ => conv.forward(&x)?,

@@ -9,6 +9,23 @@
 
 use rayon::prelude::*;
 
+/// Environment variable that, set to `1`, sends CPU tensors through candle's own operators
+/// instead of the fused kernels below: the path a GPU runs, so that the fixture tests can check it
+/// on a machine without one.
+pub const CANDLE_OPS_ENV: &str = "EMOBENCH_CANDLE_OPS";
+
+/// Whether the fused CPU kernels may be used (read once: unless `EMOBENCH_CANDLE_OPS=1`).
+pub fn fused_enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var_os(CANDLE_OPS_ENV).is_none_or(|v| v != "1"))
+}
+
+/// Whether `t` takes the fused CPU path: contiguous or not, an `f32` tensor on the CPU while
+/// [`fused_enabled`].
+pub fn fused_cpu(t: &candle_core::Tensor) -> bool {
+    fused_enabled() && t.device().is_cpu() && t.dtype() == candle_core::DType::F32
+}
+
 pub mod fastmath;
 mod winograd;
 

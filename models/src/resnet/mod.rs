@@ -248,7 +248,7 @@ impl ResNet18 {
 
     /// Output of `layer4` (after its last ReLU), shape (N, widths[3], H/32, W/32).
     pub fn features(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        if x.device().is_cpu() {
+        if crate::kernels::fused_cpu(x) {
             return self.features_cpu(x);
         }
         let x = self.stem.forward(x)?.relu()?;
