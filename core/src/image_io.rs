@@ -193,9 +193,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
+    // The process id alone can repeat across the nodes of a Slurm array sharing one folder (every
+    // shard writes run.json), so a random part is added and the file must not exist yet.
+    let tmp = path.with_file_name(format!(
+        ".{name}.tmp{}-{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
     {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }

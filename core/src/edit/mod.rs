@@ -305,14 +305,33 @@ pub fn run_edit(cfg: &EditConfig, registry: &Registry) -> Result<EditSummary, Ru
     Ok(summary)
 }
 
+/// `command` without its `--shard i/n` (or `--shard=i/n`) argument.
+fn without_shard(command: Vec<String>) -> Vec<String> {
+    let mut out = Vec::with_capacity(command.len());
+    let mut args = command.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "--shard" {
+            args.next();
+        } else if !arg.starts_with("--shard=") {
+            out.push(arg);
+        }
+    }
+    out
+}
+
 /// Writes `run.json`: what produced the run folder.
 fn write_run_json(
     cfg: &EditConfig,
     method: &dyn EditMethod,
     method_dir: &Path,
 ) -> Result<(), RunError> {
+    let mut provenance = Provenance::current();
+    // Every shard writes this file into the shared folder, and outputs do not depend on the split
+    // (per-job seeds), so the record leaves `--shard` out: the folder's bytes are then the same
+    // whichever shard wrote last and whether or not the run was sharded.
+    provenance.command = without_shard(provenance.command);
     let run_json = RunJson {
-        provenance: Provenance::current(),
+        provenance,
         method: method.name(),
         parameters: method.parameters(),
         seed: cfg.seed,
@@ -337,4 +356,31 @@ fn write_run_json(
         source,
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_shard;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn run_json_command_leaves_the_shard_out() {
+        let whole = args("edit --method ct --sources s.csv --out runs");
+        assert_eq!(
+            without_shard(args(
+                "edit --method ct --shard 2/4 --sources s.csv --out runs"
+            )),
+            whole
+        );
+        assert_eq!(
+            without_shard(args(
+                "edit --shard=3/4 --method ct --sources s.csv --out runs"
+            )),
+            whole
+        );
+        assert_eq!(without_shard(whole.clone()), whole);
+    }
 }
