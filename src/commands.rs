@@ -108,3 +108,24 @@ pub fn predict(
     }
     Ok(out)
 }
+
+/// `emobench iterations`: derives and scores every cap of `cfg` from its runs, writes the
+/// ablation's files into `out` and, with `write_runs`, each cap's run folder under
+/// `out/runs/cap-<k>/`; returns the result and the report notes.
+pub fn iterations_and_report(
+    cfg: &emoeditor::iterations::IterationsConfig,
+    predictor: &Predictor,
+    out: &Path,
+    write_runs: bool,
+) -> anyhow::Result<(emoeditor::iterations::IterationsResult, Vec<String>)> {
+    use emoeditor::iterations::{iterations, write_derived_runs, IterationsMetadata, CAP_OPTION};
+    let result = iterations(cfg, predictor)?;
+    let runs_dir = out.join("runs");
+    if write_runs {
+        write_derived_runs(&result, &runs_dir)?;
+    }
+    let meta = IterationsMetadata::new(cfg, predictor, &result, write_runs.then_some(&*runs_dir))
+        .with_context(|| cfg.score.sources.display().to_string())?;
+    reports::iterations::write_iterations_report(out, &result.by_cap, CAP_OPTION, &meta)?;
+    Ok((result, report_notes(predictor, &cfg.score)))
+}

@@ -252,9 +252,14 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn emoeditor_options(extra: &str) -> String {
+    emoeditor_options_capped(3, extra)
+}
+
+/// The tiny-fixture options with pass cap `max_passes`, plus `extra` (`, "key": value` pairs).
+fn emoeditor_options_capped(max_passes: usize, extra: &str) -> String {
     let d = diffusion();
     format!(
-        r#"{{"ip2p": "{}", "config_dir": "{}", "encoder": "{}", "predictor": "{}", "predictor_arch": "tiny", "steps": 2, "max_passes": 3{extra}}}"#,
+        r#"{{"ip2p": "{}", "config_dir": "{}", "encoder": "{}", "predictor": "{}", "predictor_arch": "tiny", "steps": 2, "max_passes": {max_passes}{extra}}}"#,
         d.join("model_ip2p.pt").display(),
         d.join("tiny-ip2p").display(),
         d.join("model_emoenc.pt").display(),
@@ -494,5 +499,189 @@ fn instruct_pix2pix_runs_from_a_diffusers_folder() {
         let worst = max_level_difference(&one.join(&p), &two.join(&p));
         assert!(worst <= 1, "{p}: {worst} levels");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Fig. S11 from one run: each cap k < N derived from a run capped at N with `keep_passes` is,
+/// byte for byte, the output and trace of a real run capped at k, and `emobench iterations`
+/// scores it exactly as `emobench score` scores that real run.
+#[test]
+fn iteration_caps_derived_from_one_run_equal_capped_runs() {
+    let dir = tmp("emoeditor-iterations");
+    let csv = sources(&dir);
+    let targets = "awe,fear";
+    let (n, max_passes) = (4, 6);
+    let read = |p: &Path| std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    for profile in ["code", "paper"] {
+        let run = |out: &Path, cap: usize, keep: bool| {
+            let extra =
+                format!(r#", "profile": "{profile}", "num_loop": {cap}, "keep_passes": {keep}"#);
+            let o = edit(
+                "emoeditor",
+                &csv,
+                targets,
+                out,
+                &emoeditor_options_capped(max_passes, &extra),
+            );
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        };
+        let long = dir.join(profile).join("long");
+        run(&long, n, true);
+        let passes = long.join("emoeditor/chelsea/awe.passes");
+        assert!(passes.join("0.png").is_file() && passes.join("1.png").is_file());
+        let run_json = std::fs::read_to_string(long.join("emoeditor/run.json")).unwrap();
+        assert!(run_json.contains(r#""keep_passes": true"#), "{run_json}");
+
+        let report = dir.join(profile).join("report");
+        let o = emobench(&[
+            "iterations",
+            "--sources",
+            csv.to_str().unwrap(),
+            "--runs",
+            long.to_str().unwrap(),
+            "--out",
+            report.to_str().unwrap(),
+            "--targets",
+            targets,
+            "--caps",
+            &format!("1..{n}"),
+            "--write-runs",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let csv_text = std::fs::read_to_string(report.join("iterations.csv")).unwrap();
+        let mut rows = csv::Reader::from_reader(csv_text.as_bytes());
+        assert_eq!(
+            rows.headers().unwrap().iter().collect::<Vec<_>>(),
+            ["cap", "subset", "method", "n", "emr", "esr", "enrd", "ess", "ssim", "l1"]
+        );
+        let rows: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+        for f in ["iterations.png", "iterations.svg", "iterations.json"] {
+            assert!(report.join(f).is_file(), "{f}");
+        }
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(report.join("iterations.json")).unwrap())
+                .unwrap();
+        assert_eq!(meta["cap_option"], "num_loop");
+        assert_eq!(meta["caps"], serde_json::json!([1, 2, 3, 4]));
+        assert_eq!(
+            meta["runs"][0]["run_json"]["sha256"]
+                .as_str()
+                .unwrap()
+                .len(),
+            64
+        );
+
+        let mut pass_counts = std::collections::BTreeSet::new();
+        for cap in 1..=n {
+            // The real run at this cap (the largest cap is the recorded run itself).
+            let real = if cap == n {
+                long.clone()
+            } else {
+                let p = dir.join(profile).join(format!("cap-{cap}"));
+                run(&p, cap, false);
+                p
+            };
+            let derived = report.join(format!("runs/cap-{cap}"));
+            for t in ["awe", "fear"] {
+                for file in [format!("{t}.png"), format!("{t}.trace.json")] {
+                    let p = format!("emoeditor/chelsea/{file}");
+                    assert!(
+                        read(&real.join(&p)) == read(&derived.join(&p)),
+                        "{profile} cap {cap}: {p} differs from a real run's"
+                    );
+                }
+                let trace: serde_json::Value = serde_json::from_slice(&read(
+                    &real.join(format!("emoeditor/chelsea/{t}.trace.json")),
+                ))
+                .unwrap();
+                pass_counts.insert((t, trace["passes"].as_array().unwrap().len()));
+            }
+            // Scored with `emobench score`'s code: the same numbers as scoring the real run.
+            let o = emobench(&[
+                "score",
+                "--sources",
+                csv.to_str().unwrap(),
+                "--runs",
+                real.to_str().unwrap(),
+                "--methods",
+                "emoeditor",
+                "--out",
+                dir.join(profile)
+                    .join(format!("score-{cap}"))
+                    .to_str()
+                    .unwrap(),
+                "--targets",
+                targets,
+                "--json",
+            ]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let scored: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            let want = &scored[0];
+            assert_eq!(want["subset"], "cross-valence");
+            let row = rows
+                .iter()
+                .find(|r| r[0] == *cap.to_string() && &r[1] == "cross-valence")
+                .unwrap_or_else(|| panic!("{profile} cap {cap} in {csv_text}"));
+            assert_eq!(&row[2], "emoeditor");
+            assert_eq!(row[3].parse::<u64>().unwrap(), want["n"].as_u64().unwrap());
+            for (i, key) in [
+                (4, "emr"),
+                (5, "esr"),
+                (6, "enrd"),
+                (7, "ess"),
+                (8, "ssim"),
+                (9, "l1"),
+            ] {
+                assert_eq!(
+                    row[i].parse::<f64>().unwrap(),
+                    want[key].as_f64().unwrap(),
+                    "{profile} cap {cap} {key}"
+                );
+            }
+        }
+        // The caps ran different numbers of passes: the derivation was put to work.
+        assert!(
+            pass_counts.len() > 2,
+            "{profile}: every cap ran the same passes {pass_counts:?}"
+        );
+    }
+
+    // Caps above the run's own, and runs without their passes, are refused in one line.
+    let caps_err = emobench(&[
+        "iterations",
+        "--sources",
+        csv.to_str().unwrap(),
+        "--runs",
+        dir.join("code/long").to_str().unwrap(),
+        "--out",
+        dir.join("bad").to_str().unwrap(),
+        "--targets",
+        targets,
+        "--caps",
+        "1..5",
+    ]);
+    assert!(!caps_err.status.success());
+    let err = String::from_utf8_lossy(&caps_err.stderr);
+    assert!(err.contains("cap 5") && err.contains("num_loop 4"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let no_passes = emobench(&[
+        "iterations",
+        "--sources",
+        csv.to_str().unwrap(),
+        "--runs",
+        dir.join("code/cap-2").to_str().unwrap(),
+        "--out",
+        dir.join("bad").to_str().unwrap(),
+        "--targets",
+        targets,
+        "--caps",
+        "1..2",
+    ]);
+    assert!(!no_passes.status.success());
+    let err = String::from_utf8_lossy(&no_passes.stderr);
+    assert!(
+        err.contains("keep_passes") && err.contains("run.json"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,5 +1,5 @@
 //! `emobench report` end to end: the demo's run and scores, a tiny EmoEditor run with critic
-//! traces, and a simulated study become one page, which real headless Chromium checks
+//! traces and its iteration study (Fig. S11), and a simulated study become one page, which real headless Chromium checks
 //! (studies/web/test/report_page.mjs): no console error, every image decodes, every link
 //! resolves, the filters work. A screenshot is left in the target folder for a person to look at.
 //!
@@ -42,7 +42,7 @@ fn missing_browser() -> Option<String> {
 }
 
 /// A tiny EmoEditor run (the diffusion fixtures) on one demo photo, into `runs`.
-fn emoeditor_run(dir: &Path, runs: &Path) {
+fn emoeditor_run(dir: &Path, runs: &Path) -> PathBuf {
     let d = common::root().join("models/tests/fixtures/diffusion");
     let csv = dir.join("chelsea.csv");
     std::fs::write(
@@ -54,7 +54,7 @@ fn emoeditor_run(dir: &Path, runs: &Path) {
     )
     .unwrap();
     let opts = format!(
-        r#"{{"ip2p": "{}", "config_dir": "{}", "encoder": "{}", "predictor": "{}", "predictor_arch": "tiny", "steps": 2, "max_passes": 3}}"#,
+        r#"{{"ip2p": "{}", "config_dir": "{}", "encoder": "{}", "predictor": "{}", "predictor_arch": "tiny", "steps": 2, "max_passes": 3, "num_loop": 3, "keep_passes": true}}"#,
         s(&d.join("model_ip2p.pt")),
         s(&d.join("tiny-ip2p")),
         s(&d.join("model_emoenc.pt")),
@@ -72,6 +72,28 @@ fn emoeditor_run(dir: &Path, runs: &Path) {
         &s(runs),
         "--options",
         &opts,
+    ]);
+    csv
+}
+
+/// Fig. S11 from that run: caps 1..3 derived and scored with the tiny predictor.
+fn iterations(csv: &Path, runs: &Path, out: &Path) {
+    emobench(&[
+        "iterations",
+        "--sources",
+        &s(csv),
+        "--runs",
+        &s(runs),
+        "--out",
+        &s(out),
+        "--targets",
+        "fear,sadness",
+        "--caps",
+        "1..3",
+        "--predictor",
+        &s(&common::root().join("tests/fixtures/torch/resnet18_tiny.pt")),
+        "--arch",
+        "tiny",
     ]);
 }
 
@@ -121,7 +143,9 @@ fn the_report_page_shows_everything_and_passes_the_browser_check() {
     let demo = dir.join("demo");
     emobench(&["demo", "--out", &s(&demo)]);
     let runs = demo.join("runs");
-    emoeditor_run(&dir, &runs);
+    let chelsea = emoeditor_run(&dir, &runs);
+    let iter = dir.join("iterations");
+    iterations(&chelsea, &runs, &iter);
     let sources = common::root().join("studies/demo/sources.csv");
     let all = dir.join("scores-all");
     emobench(&[
@@ -152,6 +176,8 @@ fn the_report_page_shows_everything_and_passes_the_browser_check() {
             &s(&runs),
             "--study",
             &s(&study),
+            "--iterations",
+            &s(&iter),
         ]);
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     };
@@ -171,6 +197,8 @@ fn the_report_page_shows_everything_and_passes_the_browser_check() {
         "study/fig5_preferences.png",
         "study/figS8_matrix_average.png",
         "Data cleaning",
+        "iterations/0/iterations.png",
+        "iterations/0/iterations.csv",
         "id=\"score-scores-all-emoeditor-chelsea-fear\"",
     ] {
         assert!(html.contains(needle), "{needle} not on the page");

@@ -121,13 +121,34 @@ pub struct ScoreResult {
     pub methods: Vec<String>,
 }
 
-/// A source prepared once for all methods and targets.
-struct PreparedSource {
+/// A source prepared once for all methods and targets: its image at the metric size, its
+/// prediction, emotional region and edges.
+pub struct PreparedSource {
     info: SourceImage,
     image: RgbImage,
     prediction: Prediction,
     region: Vec<bool>,
     edges: GrayImage,
+}
+
+impl PreparedSource {
+    /// The sources.csv row.
+    pub fn info(&self) -> &SourceImage {
+        &self.info
+    }
+}
+
+/// One generated image to score against one prepared source.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    /// The label its row carries as `method`.
+    pub method: String,
+    /// Index of its source in the prepared sources.
+    pub source: usize,
+    /// Target emotion.
+    pub target: Emotion,
+    /// The image file.
+    pub path: PathBuf,
 }
 
 /// Loads an image and brings it to the metric size with the named filter.
@@ -153,7 +174,8 @@ fn list_methods(cfg: &ScoreConfig) -> Result<Vec<String>, ScoreError> {
     Ok(names)
 }
 
-fn prepare_sources(
+/// Loads, predicts (with Grad-CAM) and edge-maps every source once.
+pub fn prepare_sources(
     sources: &[SourceImage],
     predictor: &Predictor,
     cfg: &ScoreConfig,
@@ -219,15 +241,20 @@ pub fn score(cfg: &ScoreConfig, predictor: &Predictor) -> Result<ScoreResult, Sc
         methods: methods.clone(),
         ..Default::default()
     };
-    // (method, source index, target, path) for every expected output, in report order.
-    let mut todo: Vec<(String, usize, Emotion, PathBuf)> = Vec::new();
+    // Every expected output, in report order.
+    let mut todo: Vec<Expected> = Vec::new();
     for m in &methods {
         let dir = cfg.runs.join(m);
         for (si, s) in prepared.iter().enumerate() {
             for t in cfg.conditions.targets(s.info.emotion) {
                 let p = output_path(&dir, &s.info.id, t);
                 if p.is_file() {
-                    todo.push((m.clone(), si, t, p));
+                    todo.push(Expected {
+                        method: m.clone(),
+                        source: si,
+                        target: t,
+                        path: p,
+                    });
                 } else {
                     result.missing.push(MissingOutput {
                         method: m.clone(),
@@ -239,11 +266,24 @@ pub fn score(cfg: &ScoreConfig, predictor: &Predictor) -> Result<ScoreResult, Sc
             }
         }
     }
+    result.rows = score_outputs(&prepared, &todo, predictor, cfg)?;
+    Ok(result)
+}
+
+/// Scores each of `todo` against its prepared source with `cfg`'s resize and metric options:
+/// one row per entry, in order.
+pub fn score_outputs(
+    prepared: &[PreparedSource],
+    todo: &[Expected],
+    predictor: &Predictor,
+    cfg: &ScoreConfig,
+) -> Result<Vec<ScoreRow>, ScoreError> {
+    let mut out = Vec::with_capacity(todo.len());
     let pb = crate::progress::bar(todo.len() as u64, "outputs");
     for chunk in todo.chunks(cfg.batch.max(1)) {
         let images: Vec<RgbImage> = chunk
             .par_iter()
-            .map(|(_, _, _, p)| load_for_metrics(p, cfg.resize))
+            .map(|e| load_for_metrics(&e.path, cfg.resize))
             .collect::<Result<_, _>>()?;
         let refs: Vec<&RgbImage> = images.iter().collect();
         let preds = predictor.predict(&refs)?;
@@ -251,19 +291,23 @@ pub fn score(cfg: &ScoreConfig, predictor: &Predictor) -> Result<ScoreResult, Sc
             .par_iter()
             .zip(images.par_iter())
             .zip(preds.par_iter())
-            .map(|(((m, si, t, p), img), pg)| {
-                let src = &prepared[*si];
-                let metrics = pair_metrics(src, img, pg, *t, &cfg.metrics).map_err(|source| {
-                    ScoreError::Metric {
-                        path: p.clone(),
-                        source,
-                    }
+            .map(|((e, img), pg)| {
+                let src = prepared.get(e.source).ok_or_else(|| ScoreError::Runs {
+                    path: e.path.clone(),
+                    message: format!("source index {} of {} prepared", e.source, prepared.len()),
                 })?;
+                let metrics =
+                    pair_metrics(src, img, pg, e.target, &cfg.metrics).map_err(|source| {
+                        ScoreError::Metric {
+                            path: e.path.clone(),
+                            source,
+                        }
+                    })?;
                 Ok(ScoreRow {
-                    method: m.clone(),
+                    method: e.method.clone(),
                     source_id: src.info.id.clone(),
                     source_emotion: src.info.emotion,
-                    target: *t,
+                    target: e.target,
                     p_src: src.prediction.probs,
                     p_gen: pg.probs,
                     argmax_src: src.prediction.argmax,
@@ -272,11 +316,11 @@ pub fn score(cfg: &ScoreConfig, predictor: &Predictor) -> Result<ScoreResult, Sc
                 })
             })
             .collect::<Result<_, ScoreError>>()?;
-        result.rows.extend(rows);
+        out.extend(rows);
         pb.inc(chunk.len() as u64);
     }
     pb.finish_and_clear();
-    Ok(result)
+    Ok(out)
 }
 
 /// Rows grouped by method, for exporters.

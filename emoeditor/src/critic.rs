@@ -17,12 +17,15 @@
 //!   at most 30 passes; otherwise the pass with the highest target confidence.
 //!
 //! The logic is separate from the networks: a pass is a callback that edits an image and reports
-//! the predictor's probabilities and the SSIM to the source.
+//! the predictor's probabilities and the SSIM to the source. [`replay_critic`] feeds the same loop
+//! the outcomes a trace recorded, so a shorter cap's result is decided by the very code that
+//! decided the live run's (passes are sequential: a capped run's passes are the first ones of a
+//! longer run).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Which stopping and selection rules to follow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Profile {
     /// The authors' released inference code (the default).
@@ -53,7 +56,7 @@ impl Profile {
 }
 
 /// Limits of the loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CriticOptions {
     /// The profile.
     pub profile: Profile,
@@ -86,7 +89,7 @@ pub struct PassOutcome {
 
 /// Which image a pass edits and whose probabilities its emotion direction uses: 0 is the
 /// source, k is pass k's output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PassInput {
     /// The image to edit.
     pub image: usize,
@@ -95,7 +98,7 @@ pub struct PassInput {
 }
 
 /// One row of the per-image trace.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraceRow {
     /// 1-based pass number.
     pub pass: usize,
@@ -109,10 +112,23 @@ pub struct TraceRow {
     pub target_prob: f32,
     /// Whether the critic kept the pass.
     pub accepted: bool,
+    /// The predictor's softmax on the edited image (predictor order): with `ssim`, everything
+    /// the critic saw of the pass, so [`replay_critic`] can decide again from the trace.
+    pub probs: [f32; 8],
+}
+
+impl TraceRow {
+    /// What the pass reported to the critic.
+    pub fn outcome(&self) -> PassOutcome {
+        PassOutcome {
+            probs: self.probs,
+            ssim: self.ssim,
+        }
+    }
 }
 
 /// Why the loop ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StopReason {
     /// The stopping criterion was met.
@@ -126,7 +142,7 @@ pub enum StopReason {
 }
 
 /// The loop's outcome.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CriticResult {
     /// The image kept as the result: 0 is the unedited source, k is pass k's output.
     pub kept: usize,
@@ -163,6 +179,7 @@ pub fn run_critic<E>(
                     predicted,
                     target_prob: out.probs[target],
                     accepted: true,
+                    probs: out.probs,
                 }],
                 stopped: StopReason::SinglePass,
             })
@@ -230,6 +247,7 @@ fn run_code<E>(
             predicted,
             target_prob: out.probs[target],
             accepted: ok,
+            probs: out.probs,
         });
         if f64::from(best_tgt) >= 0.6 {
             break StopReason::Criterion;
@@ -282,6 +300,7 @@ fn run_paper<E>(
             predicted,
             target_prob: conf,
             accepted: done,
+            probs: out.probs,
         });
         if best.is_none_or(|(b, _)| conf > b) {
             best = Some((conf, k));
@@ -303,5 +322,64 @@ fn run_paper<E>(
         kept: best.map_or(0, |(_, k)| k),
         trace,
         stopped,
+    })
+}
+
+/// Why recorded passes cannot be replayed under other limits.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReplayError {
+    /// The rules asked for a pass the record does not have: the recorded run stopped sooner
+    /// than these limits would (a larger cap, a different profile or pass cap).
+    #[error("the rules ask for pass {pass} but only {recorded} passes were recorded")]
+    ShortRecord {
+        /// The pass asked for (1-based).
+        pass: usize,
+        /// Passes in the record.
+        recorded: usize,
+    },
+    /// The rules asked pass `pass` to edit another image than the recorded pass edited: the
+    /// record was made under other rules.
+    #[error("pass {pass} edits image {asked}, but the recorded pass edited image {recorded}")]
+    InputMismatch {
+        /// The pass (1-based).
+        pass: usize,
+        /// What the rules asked for.
+        asked: PassInput,
+        /// What the record says.
+        recorded: PassInput,
+    },
+}
+
+impl std::fmt::Display for PassInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (direction from {})", self.image, self.direction_from)
+    }
+}
+
+/// Runs [`run_critic`] with `opts` on the passes `recorded` holds instead of new ones: the result
+/// the live loop would have reached under `opts` when its passes were these. Passes are
+/// sequential and each depends only on the ones before it, so this is exact for limits no looser
+/// than the recorded run's.
+pub fn replay_critic(
+    opts: &CriticOptions,
+    target: usize,
+    positive: &[bool; 8],
+    recorded: &[TraceRow],
+) -> Result<CriticResult, ReplayError> {
+    let mut next = 0;
+    run_critic(opts, target, positive, |input| {
+        let row = recorded.get(next).ok_or(ReplayError::ShortRecord {
+            pass: next + 1,
+            recorded: recorded.len(),
+        })?;
+        next += 1;
+        if row.input != input {
+            return Err(ReplayError::InputMismatch {
+                pass: next,
+                asked: input,
+                recorded: row.input,
+            });
+        }
+        Ok(row.outcome())
     })
 }

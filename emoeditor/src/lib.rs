@@ -4,14 +4,17 @@
 //! critic. Upstream: `ZhangLab-DeepNeuroCogLab/EmoEditor` (`test.py`, `ip2p.py`, `emo_model.py`).
 //!
 //! The diffusion pass lives in [`models::pipeline`] (shared with InstructPix2Pix);
-//! this module adds the direction encoder ([`encoder`]), the critic loop ([`critic`]) and the
-//! edit method that ties them to the predictor.
+//! this module adds the direction encoder ([`encoder`]), the critic loop ([`critic`]), the edit
+//! method that ties them to the predictor, the per-image record it keeps ([`trace`]) and the
+//! iteration ablation derived from that record ([`iterations`]).
 
 pub mod critic;
 pub mod encoder;
+pub mod iterations;
 pub mod lockstep;
+pub mod trace;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use emobench_core::edit::method::{EditError, EditMethod, EditRequest};
@@ -37,6 +40,7 @@ use models::resnet::ResNetConfig;
 
 use critic::{run_critic, CriticOptions, PassOutcome, Profile};
 use encoder::EmoDirectionEncoder;
+use trace::Trace;
 
 /// Registry name.
 pub const NAME: &str = "emoeditor";
@@ -84,6 +88,9 @@ pub struct EmoEditorOptions {
     /// Conditions per UNet call: up to this many (source, target) edits run their critic loops
     /// in lockstep, each pass round one batched DDIM pass (each image keeps its own T).
     pub batch: usize,
+    /// Keep every pass's image beside the trace (`<target>.passes/<k>.png`, `0.png` the source
+    /// as edited), so the iteration ablation can derive the outputs of smaller caps.
+    pub keep_passes: bool,
 }
 
 impl Default for EmoEditorOptions {
@@ -105,6 +112,7 @@ impl Default for EmoEditorOptions {
             device: "cpu".into(),
             dtype: "f32".into(),
             batch: 1,
+            keep_passes: false,
         }
     }
 }
@@ -194,6 +202,25 @@ pub struct EmoEditor {
     encoder: EmoDirectionEncoder,
     predictor: Predictor,
     files: Vec<WeightFile>,
+    /// The run folder (`runs/emoeditor/`), where `keep_passes` writes.
+    run_dir: Option<PathBuf>,
+}
+
+/// One edit's images (0 the source, k pass k's output, in [0, 1]) and its trace.
+struct Edited {
+    images: Vec<Tensor>,
+    trace: Trace,
+}
+
+impl Edited {
+    /// The image the critic kept.
+    fn kept(&self) -> Result<&Tensor, EditError> {
+        let kept = self.trace.kept;
+        self.images.get(kept).ok_or_else(|| EditError::Failed {
+            method: DISPLAY_NAME.into(),
+            reason: format!("the critic kept image {kept}, which does not exist"),
+        })
+    }
 }
 
 /// One diffusion pass of one image, as the critic asks for it.
@@ -289,6 +316,7 @@ impl EmoEditor {
             encoder,
             predictor,
             files,
+            run_dir: None,
         })
     }
 
@@ -317,14 +345,17 @@ impl EmoEditor {
         target: Emotion,
         noise: &mut dyn NoiseSource,
     ) -> Result<(Tensor, serde_json::Value), EditError> {
-        self.edit_unit_with(source, target, noise, &mut |job| {
+        let edited = self.edit_unit_with(source, target, noise, &mut |job| {
             let mut out = self.run_passes(vec![job])?;
             Ok(out.swap_remove(0))
-        })
+        })?;
+        let trace = serde_json::to_value(&edited.trace).map_err(backend)?;
+        Ok((edited.kept()?.clone(), trace))
     }
 
     /// One job: the target parsed, the job's seeded noise, the kept image quantised as the
-    /// authors save it, and the trace; `run` runs the diffusion passes.
+    /// authors save it, and the trace; `run` runs the diffusion passes. With `keep_passes`, every
+    /// pass's image is written first, so a finished output always has its passes beside it.
     fn edit_request(
         &self,
         req: &EditRequest<'_>,
@@ -336,10 +367,36 @@ impl EmoEditor {
                 .map_err(|e: emobench_core::emotion::UnknownEmotion| {
                     EditError::invalid_option_because(DISPLAY_NAME, "target", e)
                 })?;
+        let passes_at = if self.options.keep_passes {
+            Some(self.passes_output(req, target)?)
+        } else {
+            None
+        };
         let mut noise = SeededNoise::new(req.seed);
-        let (img, trace) = self.edit_unit_with(req.source, target, &mut noise, run)?;
-        let out = unit_tensor_to_image(&img, Quantise::Truncate).map_err(backend)?;
+        let edited = self.edit_unit_with(req.source, target, &mut noise, run)?;
+        if let Some(output) = passes_at {
+            for (k, t) in edited.images.iter().enumerate() {
+                let img = unit_tensor_to_image(t, Quantise::Truncate).map_err(backend)?;
+                emobench_core::image_io::save_png_atomic(&trace::pass_image(&output, k), &img)
+                    .map_err(backend)?;
+            }
+        }
+        let trace = serde_json::to_value(&edited.trace).map_err(backend)?;
+        let out = unit_tensor_to_image(edited.kept()?, Quantise::Truncate).map_err(backend)?;
         Ok((out, Some(trace)))
+    }
+
+    /// Where the run loop writes this request's output, for `keep_passes` to write beside it.
+    fn passes_output(&self, req: &EditRequest<'_>, target: Emotion) -> Result<PathBuf, EditError> {
+        match &self.run_dir {
+            Some(dir) if !req.source_id.is_empty() => {
+                Ok(emobench_core::runs::output_path(dir, req.source_id, target))
+            }
+            _ => Err(invalid(
+                "keep_passes",
+                "needs a run folder and source ids (emobench edit)",
+            )),
+        }
     }
 
     /// Runs diffusion passes of one or several images in one batched call.
@@ -378,7 +435,7 @@ impl EmoEditor {
         target: Emotion,
         noise: &mut dyn NoiseSource,
         run: &mut dyn FnMut(PassJob) -> Result<Tensor, EditError>,
-    ) -> Result<(Tensor, serde_json::Value), EditError> {
+    ) -> Result<Edited, EditError> {
         let order = self.predictor.class_order();
         let src = resize_pil(source, SIZE, SIZE, ResizeFilter::Bilinear);
         let x0 = image_to_unit_tensor(&src, &Device::Cpu).map_err(backend)?;
@@ -425,20 +482,16 @@ impl EmoEditor {
             probs.push(p);
             Ok::<_, EditError>(PassOutcome { probs: p, ssim })
         })?;
-        let trace = serde_json::json!({
-            "method": NAME,
-            "profile": self.critic.profile,
-            "target": target.name(),
-            "class_order": order.0.iter().map(|e| e.name()).collect::<Vec<_>>(),
-            "source_probs": src_probs,
-            "train_steps_per_pass": train_steps,
-            "passes": result.trace,
-            "kept": result.kept,
-            "kept_is_source": result.kept == 0,
-            "stopped": result.stopped,
-            "predictor": self.predictor.source().describe(),
-        });
-        Ok((images[result.kept].clone(), trace))
+        let trace = Trace::new(
+            self.critic,
+            target,
+            &order.0,
+            src_probs,
+            train_steps,
+            result,
+            self.predictor.source().describe(),
+        );
+        Ok(Edited { images, trace })
     }
 }
 
@@ -522,6 +575,11 @@ impl EditMethod for EmoEditor {
 
     fn weights(&self) -> Vec<WeightFile> {
         self.files.clone()
+    }
+
+    fn attach_run_folder(&mut self, dir: &Path) -> Result<(), EditError> {
+        self.run_dir = Some(dir.to_path_buf());
+        Ok(())
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod confusion;
 pub mod export;
+pub mod iterations;
 pub mod overlay;
 pub mod plots;
 pub mod site;

@@ -6,6 +6,7 @@ use anyhow::{bail, Context};
 use candle_core::Device;
 use clap::{Args, Parser, Subcommand};
 
+pub mod iterations;
 pub mod trials;
 
 use emobench_core::edit::{EditConfig, DEFAULT_SEED};
@@ -38,6 +39,9 @@ pub enum Command {
     Score(ScoreArgs),
     /// Print the predictor's emotion distribution for images (and optionally Grad-CAM overlays).
     Predict(PredictArgs),
+    /// Fig. S11: EmoEditor's metrics against its iteration cap, derived from one run kept with
+    /// keep_passes.
+    Iterations(crate::cli::iterations::IterationsArgs),
     /// Human-study trial sets, simulation, analysis and power.
     #[command(subcommand)]
     Trials(crate::cli::trials::TrialsCommand),
@@ -250,6 +254,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Edit(a) => cmd_edit(a),
         Command::Score(a) => cmd_score(a),
         Command::Predict(a) => cmd_predict(a),
+        Command::Iterations(a) => crate::cli::iterations::run(a),
         Command::Trials(t) => crate::cli::trials::run(t),
         Command::Report(a) => cmd_report(a),
     }
@@ -341,21 +346,28 @@ pub fn metric_options(a: &ScoreArgs) -> anyhow::Result<MetricOptions> {
     })
 }
 
+impl ScoreArgs {
+    /// The scoring configuration these flags name.
+    pub fn config(&self) -> anyhow::Result<ScoreConfig> {
+        let conditions: Conditions = self.targets.parse().context("--targets")?;
+        Ok(ScoreConfig {
+            sources: self.sources.clone(),
+            runs: self.runs.clone(),
+            methods: self
+                .methods
+                .as_ref()
+                .map(|m| m.split(',').map(|s| s.trim().to_string()).collect()),
+            conditions,
+            resize: self.predictor.filter()?,
+            metrics: metric_options(self)?,
+            batch: self.batch,
+        })
+    }
+}
+
 fn cmd_score(a: ScoreArgs) -> anyhow::Result<()> {
     let predictor = a.predictor.build()?;
-    let conditions: Conditions = a.targets.parse().context("--targets")?;
-    let cfg = ScoreConfig {
-        sources: a.sources.clone(),
-        runs: a.runs.clone(),
-        methods: a
-            .methods
-            .as_ref()
-            .map(|m| m.split(',').map(|s| s.trim().to_string()).collect()),
-        conditions,
-        resize: a.predictor.filter()?,
-        metrics: metric_options(&a)?,
-        batch: a.batch,
-    };
+    let cfg = a.config()?;
     let (result, notes) = crate::commands::score_and_report(&cfg, &predictor, &a.out)?;
     for n in &notes {
         eprintln!("{n}");

@@ -282,17 +282,7 @@ pub fn run_edit(cfg: &EditConfig, registry: &Registry) -> Result<EditSummary, Ru
         for (job, (out, trace)) in group.iter().zip(outputs) {
             // The trace goes first: a finished image always has its trace beside it.
             if let Some(trace) = trace {
-                let path = job.output.with_extension("trace.json");
-                let mut text =
-                    serde_json::to_string_pretty(&trace).map_err(|source| RunError::Json {
-                        path: path.clone(),
-                        source,
-                    })?;
-                text.push('\n');
-                write_atomic(&path, text.as_bytes()).map_err(|source| RunError::Write {
-                    path: path.clone(),
-                    source,
-                })?;
+                write_trace(&job.output, &trace)?;
             }
             save_png_atomic(&job.output, &out)?;
             summary.written += 1;
@@ -317,6 +307,23 @@ fn without_shard(command: Vec<String>) -> Vec<String> {
         }
     }
     out
+}
+
+/// `<target>.trace.json` beside the output `<target>.png`.
+pub fn trace_path(output: &Path) -> PathBuf {
+    output.with_extension("trace.json")
+}
+
+/// Writes a method's per-image trace beside `output` ([`trace_path`]), pretty JSON with a final
+/// newline, atomically.
+pub fn write_trace(output: &Path, trace: &serde_json::Value) -> Result<(), RunError> {
+    let path = trace_path(output);
+    let mut text = serde_json::to_string_pretty(trace).map_err(|source| RunError::Json {
+        path: path.clone(),
+        source,
+    })?;
+    text.push('\n');
+    write_atomic(&path, text.as_bytes()).map_err(|source| RunError::Write { path, source })
 }
 
 /// Writes `run.json`: what produced the run folder.

@@ -1,6 +1,6 @@
-//! Shared plotting helpers, one file per chart kind: [`heatmap`] (confusion / preference matrices)
-//! and [`bars`] (grouped bar charts with error bars), each written as PNG and SVG from one output
-//! stem through [`render`]; colours and fonts in [`style`].
+//! Shared plotting helpers, one file per chart kind: [`heatmap`] (confusion / preference matrices),
+//! [`bars`] (grouped bar charts with error bars) and [`lines`] (series against x), each written as
+//! PNG and SVG from one output stem through [`render`]; colours and fonts in [`style`].
 //!
 //! Text uses DejaVu Sans embedded in the binary (the `dejavu` crate) and registered with plotters'
 //! `ab_glyph` font table, so nothing from the system (fontconfig, freetype) is needed and figures
@@ -23,11 +23,13 @@ use std::path::PathBuf;
 
 pub mod bars;
 pub mod heatmap;
+pub mod lines;
 pub mod render;
 pub mod style;
 
 pub use bars::{bar_chart, bar_grid, BarChartSpec, BarSeries};
 pub use heatmap::{heatmap, heatmap_grid, HeatmapSpec};
+pub use lines::{line_chart, line_grid, LineChartSpec, LineSeries};
 pub use render::{render_both, Figure};
 pub use style::{color_for, register_fonts, series_color, ColorMap, FONT};
 
