@@ -1,16 +1,23 @@
-//! Response ingest: the messy golden MTurk files, the attention rule's boundaries, and parser
-//! robustness (proptest).
+//! Response ingest: the messy golden MTurk files, the re-saved / day-first / mixed-date golden
+//! files of fixtures/study/ingest (expected values from its Python scripts), the attention rule's
+//! boundaries, the design's venue through `trials analyse`, and parser robustness (proptest).
 
 #[path = "fixtures/study/common.rs"]
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use clap::Parser;
+use emobench::cli::trials::{run, TrialsCommand};
 use emobench_core::emotion::Emotion;
 use proptest::prelude::*;
+use serde_json::Value;
 use studies::analysis::AnalyseOptions;
 use studies::cleaning::apply_attention_rule;
-use studies::ingest::{ingest_bytes, ingest_files, reason, write_tidy, Kind, Response, Side};
+use studies::ingest::{
+    ingest_bytes, ingest_files, parse_time, reason, write_tidy, DateOrder, Kind, Response, Side,
+    TimeSpan,
+};
 use studies::report::analyse_files;
 
 fn golden() -> Vec<PathBuf> {
@@ -173,6 +180,24 @@ a,lab,4,real,s2,fear,awe,emoeditor,ct,,,\r\n\
     assert_eq!(r[2].venue, "lab, room 2");
     assert_eq!(r[2].choice, Some(Side::Right));
     assert!(log.dropped[reason::INVALID].examples[0].contains("target='joy'"));
+    // Physical lines (header = 1), the same for the CRLF text and its LF copy.
+    let line = |log: &studies::ingest::IngestLog, k: &str, file: &Path| -> String {
+        let e = &log.dropped[k].examples[0];
+        let rest = e
+            .strip_prefix(&format!("{}:", file.display()))
+            .unwrap_or_else(|| panic!("{e} names {}", file.display()));
+        rest.chars().take_while(char::is_ascii_digit).collect()
+    };
+    let p = dir.join("r.csv");
+    assert_eq!(line(&log, reason::INVALID, &p), "5");
+    assert_eq!(line(&log, reason::MISSING, &p), "6");
+    assert_eq!(line(&log, reason::NO_PARTICIPANT, &p), "7");
+    let lf = dir.join("lf.csv");
+    std::fs::write(&lf, text.replace("\r\n", "\n")).expect("write");
+    let (_, lf_log) = ingest_files(std::slice::from_ref(&lf), "x").expect("ingest");
+    for k in [reason::INVALID, reason::MISSING, reason::NO_PARTICIPANT] {
+        assert_eq!(line(&lf_log, k, &lf), line(&log, k, &p), "{k}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -181,6 +206,218 @@ fn unknown_header_is_an_error_naming_the_file() {
     let e =
         ingest_bytes(std::path::Path::new("x.csv"), b"a,b\n1,2\n", "online").expect_err("unknown");
     assert!(e.to_string().contains("x.csv:1"), "{e}");
+}
+
+fn ingest_fixtures() -> PathBuf {
+    common::root().join("tests/fixtures/study/ingest")
+}
+
+/// Every text in times.csv (expected spans from pandas, dateutil and zoneinfo, written by
+/// make_times.py) parses to exactly that span, or does not parse where the span is empty.
+#[test]
+fn time_texts_match_pandas_and_zoneinfo() {
+    let mut rdr = csv::Reader::from_path(ingest_fixtures().join("times.csv")).expect("times.csv");
+    let mut n = 0;
+    for rec in rdr.records() {
+        let rec = rec.expect("row");
+        let order = match &rec[1] {
+            "mdy" => DateOrder::MonthFirst,
+            "dmy" => DateOrder::DayFirst,
+            o => panic!("order {o}"),
+        };
+        let want = match (&rec[2], &rec[3]) {
+            ("", "") => None,
+            (lo, hi) => Some(TimeSpan {
+                lo: lo.parse().expect("lo"),
+                hi: hi.parse().expect("hi"),
+            }),
+        };
+        assert_eq!(
+            parse_time(&rec[0], order),
+            want,
+            "{:?} ({:?})",
+            &rec[0],
+            order
+        );
+        n += 1;
+    }
+    assert_eq!(n, 60);
+}
+
+/// `[file:line prefix, contained text]` pairs of expected.json against the log's examples.
+fn assert_examples(got: &Value, want: &Value, dir: &str, what: &str) {
+    let got: Vec<String> = got
+        .as_array()
+        .unwrap_or_else(|| panic!("{what}: examples"))
+        .iter()
+        .map(|e| e.as_str().expect("example").replace(dir, ""))
+        .collect();
+    let want = want.as_array().expect("expected examples");
+    assert_eq!(got.len(), want.len(), "{what}: {got:?} vs {want:?}");
+    for (g, w) in got.iter().zip(want) {
+        let (prefix, text) = (w[0].as_str().expect("at"), w[1].as_str().expect("text"));
+        assert!(
+            g.starts_with(&format!("{prefix} ")) || g.starts_with(&format!("{prefix}:")),
+            "{what}: '{g}' should start with '{prefix}'"
+        );
+        assert!(g.contains(text), "{what}: '{g}' should contain '{text}'");
+    }
+}
+
+/// The golden files of fixtures/study/ingest (Excel re-save with BOM, CRLF and a multi-line
+/// comment; MTurk's own format; a day-first re-save; a file of mixed slash dates; the web CSV):
+/// counts, named lines, the repeat-worker rule on times, check answers that do not parse, the
+/// attention rule and the tidy rows all as make_golden.py derived them.
+#[test]
+fn ingest_golden_files() {
+    let d = ingest_fixtures();
+    let names = [
+        "mturk_original.csv",
+        "mturk_resaved.csv",
+        "mturk_dayfirst.csv",
+        "mturk_mixed.csv",
+        "web_crlf.csv",
+    ];
+    let files: Vec<PathBuf> = names.iter().map(|n| d.join(n)).collect();
+    let (responses, log) = ingest_files(&files, "online").expect("ingest");
+    let want: Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("expected.json")).expect("expected.json"),
+    )
+    .expect("json");
+    let got = serde_json::to_value(&log).expect("log");
+    let dir = format!("{}/", d.display());
+
+    let got_files = got["files"].as_array().expect("files");
+    assert_eq!(got_files.len(), names.len());
+    for (g, w) in got_files
+        .iter()
+        .zip(want["files"].as_array().expect("files"))
+    {
+        let mut g = g.clone();
+        g["path"] = Value::from(g["path"].as_str().expect("path").replace(&dir, ""));
+        assert_eq!(&g, w);
+    }
+    let got_dropped = got["dropped"].as_object().expect("dropped");
+    let want_dropped = want["dropped"].as_object().expect("dropped");
+    let keys = |m: &serde_json::Map<String, Value>| m.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(got_dropped), keys(want_dropped));
+    for (k, w) in want_dropped {
+        let g = &got_dropped[k];
+        assert_eq!(
+            (&g["rows"], &g["trials"]),
+            (&w["rows"], &w["trials"]),
+            "{k}"
+        );
+        assert_examples(&g["examples"], &w["examples"], &dir, k);
+    }
+    for k in ["unparsed_check_answers", "unreadable_times"] {
+        assert_eq!(got[k]["count"], want[k]["count"], "{k}");
+        assert_examples(&got[k]["examples"], &want[k]["examples"], &dir, k);
+    }
+    assert_eq!(got["unanswered_checks"], want["unanswered_checks"]);
+    assert_eq!(got["responses_kept"], want["responses_kept"]);
+
+    let cleaned = apply_attention_rule(&responses, 1);
+    let status: Vec<Value> = cleaned
+        .participants
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "participant": p.participant, "checks": p.checks, "check_errors": p.check_errors,
+                "real_trials": p.real_trials, "kept": p.kept, "reason": p.reason,
+            })
+        })
+        .collect();
+    assert_eq!(Value::from(status), want["participants"]);
+
+    let out = common::temp_dir("golden-ingest");
+    write_tidy(&out.join("tidy.csv"), &responses).expect("tidy");
+    let tidy = std::fs::read_to_string(out.join("tidy.csv")).expect("tidy");
+    let want_tidy = std::fs::read_to_string(d.join("expected_tidy.csv")).expect("expected tidy");
+    assert_eq!(tidy, want_tidy);
+
+    // The cleaning report says it: garbled check answers and unreadable times, counted and named.
+    let opts = AnalyseOptions {
+        resamples: 50,
+        figures: false,
+        ..AnalyseOptions::default()
+    };
+    analyse_files(&files, &opts, Some(&out), &[]).expect("analyse");
+    let md = std::fs::read_to_string(out.join("cleaning.md")).expect("cleaning.md");
+    for text in [
+        "Checks kept whose answer does not parse (counted as errors): 7 (e.g. ",
+        "mturk_resaved.csv:5 trial 2: choice='on'",
+        "SubmitTime / AcceptTime values that do not parse",
+        "mturk_resaved.csv:7 SubmitTime='########'",
+        "| repeat worker, order of submissions unknown | 6 | 72 |",
+        "| day/month/year |",
+    ] {
+        assert!(md.contains(text), "cleaning.md lacks {text:?}:\n{md}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: TrialsCommand,
+}
+
+/// `trials analyse --design` gives MTurk rows the design's venue; `--venue` overrides it.
+#[test]
+fn analyse_takes_the_designs_venue() {
+    use studies::config::Study;
+    use studies::design::DesignInputs;
+    use studies::publish::make_design;
+    use studies::simulate::{simulate, write, ResponseFormat, SimulateOptions};
+
+    let dir = common::temp_dir("venue");
+    let runs = common::make_runs(&dir, &["emoeditor", "ct", "nst"], &[], false);
+    // write_study's venue is "in-lab".
+    let study = Study::load(&common::write_study(&dir, 4, 10, 3, "")).expect("study");
+    let design = dir.join("design");
+    let d = make_design(
+        &study,
+        &DesignInputs {
+            runs,
+            out: design.clone(),
+        },
+    )
+    .expect("design");
+    let people = simulate(&d.trials, &SimulateOptions::default()).expect("simulate");
+    let mturk = dir.join("mturk.csv");
+    write(&people, ResponseFormat::Mturk, &mturk).expect("write");
+    let s = |p: &Path| p.display().to_string();
+    let venues = |extra: &[&str], out: &Path| -> Vec<String> {
+        let mut args = vec![
+            "trials".to_string(),
+            "analyse".into(),
+            "--design".into(),
+            s(&design),
+            "--responses".into(),
+            s(&mturk),
+            "--out".into(),
+            s(out),
+            "--resamples".into(),
+            "20".into(),
+            "--no-figures".into(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        run(Cli::parse_from(args).cmd).expect("trials analyse");
+        let c: Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join("cleaning.json")).expect("cleaning.json"),
+        )
+        .expect("json");
+        c["trials_per_venue"]
+            .as_object()
+            .expect("venues")
+            .keys()
+            .cloned()
+            .collect()
+    };
+    assert_eq!(venues(&[], &dir.join("r1")), ["in-lab"]);
+    assert_eq!(venues(&["--venue", "online"], &dir.join("r2")), ["online"]);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn field() -> impl Strategy<Value = String> {

@@ -124,7 +124,8 @@ pub struct AnalyseArgs {
     /// 1 - confidence level.
     #[arg(long, default_value_t = 0.05)]
     pub alpha: f64,
-    /// Venue for files that do not name one, i.e. MTurk batch results (default: online).
+    /// Venue for files that do not name one, i.e. MTurk batch results (default: the design's
+    /// venue, else online).
     #[arg(long)]
     pub venue: Option<String>,
     /// Skip the figures.
@@ -311,6 +312,7 @@ pub fn run(cmd: TrialsCommand) -> anyhow::Result<()> {
                 opts.reference = design.study.reference.clone();
                 opts.max_check_errors = design.study.max_check_errors;
                 opts.baseline_order = design.study.compared.clone();
+                opts.venue = design.study.venue.clone();
                 extra.push(d.join("design.json"));
                 extra.push(d.join("trials.csv"));
             }

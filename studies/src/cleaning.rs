@@ -1,8 +1,9 @@
 //! Participant filtering by the attention-check rule, and the data-cleaning report.
 //!
 //! The paper's rule: a participant with more than one wrong answer in the six checks is excluded.
-//! Here: more than `max_check_errors` errors excludes; an unanswered check is an error; a
-//! participant with no check at all is excluded (nothing shows they paid attention).
+//! Here: more than `max_check_errors` errors excludes; a check whose answer is missing or does not
+//! parse (ingest keeps it without a choice) is an error; a participant with no check at all is
+//! excluded (nothing shows they paid attention).
 
 use std::collections::BTreeMap;
 
@@ -21,7 +22,7 @@ pub struct ParticipantStatus {
     pub real_trials: u64,
     /// Checks presented (answered or not).
     pub checks: u64,
-    /// Wrong or unanswered checks.
+    /// Wrong checks, and checks whose answer is missing or does not parse.
     pub check_errors: u64,
     /// Kept for the statistics.
     pub kept: bool,
@@ -193,11 +194,15 @@ pub fn baseline_of<'a>(r: &'a Response, reference: &str) -> Option<(&'a str, boo
 impl CleaningReport {
     /// The report as Markdown.
     pub fn to_markdown(&self) -> String {
-        let mut s = String::from("# Data cleaning\n\n## Files\n\n| file | format | rows read | trials read |\n|---|---|---:|---:|\n");
+        let mut s = String::from("# Data cleaning\n\n## Files\n\n| file | format | rows read | trials read | slash dates read as |\n|---|---|---:|---:|---|\n");
         for f in &self.ingest.files {
             s += &format!(
-                "| {} | {} | {} | {} |\n",
-                f.path, f.format, f.rows_read, f.trials_read
+                "| {} | {} | {} | {} | {} |\n",
+                f.path,
+                f.format,
+                f.rows_read,
+                f.trials_read,
+                f.date_order.as_deref().unwrap_or("")
             );
         }
         s += "\n## Dropped at ingest\n\n| reason | rows | trials | examples |\n|---|---:|---:|---|\n";
@@ -213,9 +218,19 @@ impl CleaningReport {
                 d.examples.join("; ").replace('|', "\\|")
             );
         }
+        let flagged = |f: &super::ingest::Flagged| {
+            if f.examples.is_empty() {
+                f.count.to_string()
+            } else {
+                format!("{} (e.g. {})", f.count, f.examples.join("; "))
+            }
+        };
         s += &format!(
-            "\nUnanswered checks kept (counted as errors): {}\n\nResponses after ingest: {}\n\n",
-            self.ingest.unanswered_checks, self.ingest.responses_kept
+            "\nChecks kept without an answer (counted as errors): {}\n\nChecks kept whose answer does not parse (counted as errors): {}\n\nSubmitTime / AcceptTime values that do not parse (a repeat worker with one is dropped, since which submission came first is unknown): {}\n\nResponses after ingest: {}\n\n",
+            self.ingest.unanswered_checks,
+            flagged(&self.ingest.unparsed_check_answers),
+            flagged(&self.ingest.unreadable_times),
+            self.ingest.responses_kept
         );
         s += &format!(
             "## Attention rule\n\nExcluded when check errors > {} (or no checks).\n\n- participants seen: {}\n- kept: {} ({:.1}%)\n",

@@ -2,11 +2,11 @@
 //! `Answer.choice_NNN` / `Answer.rt_NNN`; and the cross-file rules (rejected, repeated assignments,
 //! repeat workers).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-use super::time::parse_mturk_time;
-use super::{lossy, reason, FileLog, IngestLog, RawTrial, Response};
+use super::time::{is_slash_date, parse_time, slash_date_order, DateOrder, TimeSpan};
+use super::{lossy, reason, FileLog, IngestLog, Parsed, RawTrial, Rows, Trial};
 use crate::{Result, StudyError};
 
 /// One MTurk assignment before the cross-file rules are applied.
@@ -15,10 +15,13 @@ pub(super) struct Assignment {
     assignment_id: String,
     worker: String,
     status: String,
-    submit: Option<i64>,
+    submit_text: String,
+    accept_text: Option<String>,
+    /// `None` until the whole file has been read (slash dates need all of its values).
+    submit: Option<TimeSpan>,
     order: (usize, u64),
     where_: String,
-    trials: Vec<Response>,
+    trials: Vec<Trial>,
 }
 
 /// Separator between trials in the MTurk `trials` input field, and between fields of one trial.
@@ -60,7 +63,7 @@ fn decode_trials(s: &str) -> std::result::Result<Vec<(RawTrial, String, String)>
 pub(super) fn read_mturk(
     path: &Path,
     fi: usize,
-    rdr: &mut csv::Reader<&[u8]>,
+    rows: &mut Rows<'_>,
     headers: &[String],
     venue: &str,
     log: &mut IngestLog,
@@ -74,33 +77,30 @@ pub(super) fn read_mturk(
             message: "MTurk results without an 'Input.trials' column (was the batch made by `trials design`?)".into(),
         });
     };
+    let has_accept = col("AcceptTime").is_some();
     let mut flog = FileLog {
         path: path.display().to_string(),
         format: "mturk".into(),
         rows_read: 0,
         trials_read: 0,
+        date_order: None,
     };
-    let mut rec = csv::ByteRecord::new();
-    loop {
-        let line = rdr.position().line();
-        match rdr.read_byte_record(&mut rec) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                flog.rows_read += 1;
+    let first = out.len();
+    while let Some(next) = rows.next_row() {
+        flog.rows_read += 1;
+        let line = match next {
+            Ok(line) => line,
+            Err((line, e)) => {
                 log.drop(
                     reason::INVALID,
                     1,
                     0,
                     format!("{}:{} {}", path.display(), line, e),
                 );
-                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                    break;
-                }
                 continue;
             }
-        }
-        flog.rows_read += 1;
+        };
+        let rec = &rows.rec;
         let get = |name: &str| {
             col(name)
                 .and_then(|i| rec.get(i))
@@ -122,7 +122,9 @@ pub(super) fn read_mturk(
             assignment_id: get("AssignmentId"),
             worker: worker.clone(),
             status: get("AssignmentStatus"),
-            submit: parse_mturk_time(&get("SubmitTime")),
+            submit_text: get("SubmitTime"),
+            accept_text: has_accept.then(|| get("AcceptTime")),
+            submit: None,
             order: (fi, line),
             where_: at.clone(),
             trials: Vec::new(),
@@ -138,9 +140,9 @@ pub(super) fn read_mturk(
             let n: u32 = t.trial.parse().unwrap_or(0);
             let choice = get(&format!("Answer.choice_{n:03}"));
             let rt = get(&format!("Answer.rt_{n:03}"));
-            match t.to_response(worker.clone(), venue.to_string(), &choice, &rt) {
-                Ok(Some(r)) => a.trials.push(r),
-                Ok(None) => missing += 1,
+            match t.to_response(worker.clone(), venue.to_string(), &choice, &rt, &at) {
+                Ok(Parsed::Kept(r)) => a.trials.push(r),
+                Ok(Parsed::Missing) => missing += 1,
                 Err(what) => {
                     invalid += 1;
                     if first_invalid.is_empty() {
@@ -162,15 +164,48 @@ pub(super) fn read_mturk(
         }
         out.push(a);
     }
+    read_times(&mut out[first..], &mut flog, log);
     log.files.push(flog);
     Ok(())
 }
 
+/// Parses the times of one file's assignments once all are known: a slash date's order is the
+/// file's, from all its values (see [`slash_date_order`]). Every value that does not parse is
+/// noted with its `file:line`.
+fn read_times(file: &mut [Assignment], flog: &mut FileLog, log: &mut IngestLog) {
+    let texts = file
+        .iter()
+        .flat_map(|a| std::iter::once(&a.submit_text).chain(a.accept_text.as_ref()));
+    let order = slash_date_order(texts.clone().map(String::as_str));
+    if texts.clone().any(|t| is_slash_date(t)) {
+        flog.date_order = Some(order.map_or("mixed (unreadable)", DateOrder::name).into());
+    }
+    let parse = |text: &str| match (is_slash_date(text), order) {
+        (true, None) => None,
+        (true, Some(o)) => parse_time(text, o),
+        // Only slash dates depend on the order.
+        (false, _) => parse_time(text, DateOrder::MonthFirst),
+    };
+    for a in file {
+        a.submit = parse(&a.submit_text);
+        if a.submit.is_none() {
+            log.unreadable_times
+                .note(format!("{} SubmitTime='{}'", a.where_, a.submit_text));
+        }
+        if let Some(text) = &a.accept_text {
+            if parse(text).is_none() {
+                log.unreadable_times
+                    .note(format!("{} AcceptTime='{}'", a.where_, text));
+            }
+        }
+    }
+}
+
 /// Applies the cross-file MTurk rules and flattens the surviving assignments.
-pub(super) fn resolve_assignments(mut all: Vec<Assignment>, log: &mut IngestLog) -> Vec<Response> {
+pub(super) fn resolve_assignments(mut all: Vec<Assignment>, log: &mut IngestLog) -> Vec<Trial> {
     all.sort_by_key(|a| a.order);
     let mut kept: Vec<Assignment> = Vec::new();
-    let mut ids: HashMap<String, ()> = HashMap::new();
+    let mut ids: HashSet<String> = HashSet::new();
     for a in all {
         let n = a.trials.len() as u64;
         if a.status.eq_ignore_ascii_case("rejected") {
@@ -182,7 +217,7 @@ pub(super) fn resolve_assignments(mut all: Vec<Assignment>, log: &mut IngestLog)
             );
             continue;
         }
-        if !a.assignment_id.is_empty() && ids.insert(a.assignment_id.clone(), ()).is_some() {
+        if !a.assignment_id.is_empty() && !ids.insert(a.assignment_id.clone()) {
             log.drop(
                 reason::DUP_ASSIGNMENT,
                 1,
@@ -193,28 +228,39 @@ pub(super) fn resolve_assignments(mut all: Vec<Assignment>, log: &mut IngestLog)
         }
         kept.push(a);
     }
-    // Earliest submission per worker; unparsable times sort after parsable ones, then read order.
-    kept.sort_by(|a, b| {
-        (a.submit.is_none(), a.submit, a.order).cmp(&(b.submit.is_none(), b.submit, b.order))
-    });
-    let mut workers: HashMap<String, ()> = HashMap::new();
+    // A repeat worker keeps the assignment submitted certainly before all their others; when no
+    // assignment is (a time that does not parse, or overlapping times), none is kept.
+    let mut by_worker: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, a) in kept.iter().enumerate() {
+        by_worker.entry(a.worker.as_str()).or_default().push(i);
+    }
+    let mut drop_as: Vec<Option<&'static str>> = vec![None; kept.len()];
+    for ids in by_worker.values().filter(|ids| ids.len() > 1) {
+        let earliest = ids.iter().copied().find(|&i| {
+            ids.iter().all(|&j| {
+                i == j
+                    || matches!((kept[i].submit, kept[j].submit), (Some(a), Some(b)) if a.before(&b))
+            })
+        });
+        for &j in ids {
+            drop_as[j] = match earliest {
+                Some(e) if e == j => None,
+                Some(_) => Some(reason::DUP_WORKER),
+                None => Some(reason::UNORDERED_WORKER),
+            };
+        }
+    }
     let mut out = Vec::new();
-    let mut flat: Vec<Assignment> = Vec::new();
-    for a in kept {
-        if workers.insert(a.worker.clone(), ()).is_some() {
-            log.drop(
-                reason::DUP_WORKER,
+    for (a, why) in kept.into_iter().zip(drop_as) {
+        match why {
+            Some(why) => log.drop(
+                why,
                 1,
                 a.trials.len() as u64,
-                format!("{} {}", a.where_, a.worker),
-            );
-            continue;
+                format!("{} {} SubmitTime='{}'", a.where_, a.worker, a.submit_text),
+            ),
+            None => out.extend(a.trials),
         }
-        flat.push(a);
-    }
-    flat.sort_by_key(|a| a.order);
-    for a in flat {
-        out.extend(a.trials);
     }
     out
 }

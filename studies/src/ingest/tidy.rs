@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{lossy, reason, FileLog, IngestLog, Kind, RawTrial, Response};
+use super::{lossy, reason, FileLog, IngestLog, Kind, Parsed, RawTrial, Response, Rows, Trial};
 use crate::{write_csv, Result, StudyError};
 
 /// The tidy CSV row (DESIGN.md's `responses.csv`).
@@ -70,10 +70,10 @@ pub fn write_tidy(path: &Path, responses: &[Response]) -> Result<()> {
 
 pub(super) fn read_tidy(
     path: &Path,
-    rdr: &mut csv::Reader<&[u8]>,
+    rows: &mut Rows<'_>,
     headers: &[String],
     log: &mut IngestLog,
-    out: &mut Vec<Response>,
+    out: &mut Vec<Trial>,
 ) -> Result<()> {
     let required = [
         "participant",
@@ -100,30 +100,24 @@ pub(super) fn read_tidy(
         format: format.into(),
         rows_read: 0,
         trials_read: 0,
+        date_order: None,
     };
-    let mut rec = csv::ByteRecord::new();
-    loop {
-        let line = rdr.position().line();
-        match rdr.read_byte_record(&mut rec) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                flog.rows_read += 1;
+    while let Some(next) = rows.next_row() {
+        flog.rows_read += 1;
+        let line = match next {
+            Ok(line) => line,
+            Err((line, e)) => {
                 log.drop(
                     reason::INVALID,
                     1,
                     1,
                     format!("{}:{} {}", path.display(), line, e),
                 );
-                // A broken record may leave the reader unable to continue; stop this file.
-                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                    break;
-                }
                 continue;
             }
-        }
-        flog.rows_read += 1;
+        };
         flog.trials_read += 1;
+        let rec = &rows.rec;
         let get = |name: &str| {
             col(name)
                 .and_then(|i| rec.get(i))
@@ -156,9 +150,10 @@ pub(super) fn read_tidy(
             },
             &get("choice"),
             &get("rt_ms"),
+            &at,
         ) {
-            Ok(Some(r)) => out.push(r),
-            Ok(None) => log.drop(reason::MISSING, 1, 1, at),
+            Ok(Parsed::Kept(t)) => out.push(t),
+            Ok(Parsed::Missing) => log.drop(reason::MISSING, 1, 1, at),
             Err(what) => log.drop(reason::INVALID, 1, 1, format!("{at} {what}")),
         }
     }
