@@ -6,7 +6,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::render::{render_both, Figure, Grid};
+use super::render::{render_both, render_grid, Figure};
 use super::style::{bold, font, series_color};
 use super::PlotError;
 
@@ -211,21 +211,5 @@ pub fn bar_grid(
     panel_size: (u32, u32),
     stem: &Path,
 ) -> Result<Vec<PathBuf>, PlotError> {
-    if panels.is_empty() || cols == 0 {
-        return Err(PlotError::Spec("no panels to draw".into()));
-    }
-    for p in panels {
-        check_bars(p)?;
-    }
-    let cols = cols.min(panels.len());
-    let rows = panels.len().div_ceil(cols);
-    let size = (panel_size.0 * cols as u32, panel_size.1 * rows as u32 + 40);
-    let grid = Grid {
-        title,
-        size,
-        rows,
-        cols,
-        panels,
-    };
-    render_both(stem, size, &grid)
+    render_grid(panels, check_bars, cols, title, panel_size, stem)
 }

@@ -6,7 +6,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::render::{render_both, Figure, Grid};
+use super::render::{render_both, render_grid, Figure};
 use super::style::{bold, color_for, font, text_color_on, text_width, ColorMap};
 use super::PlotError;
 
@@ -275,12 +275,6 @@ pub fn heatmap_grid(
     title: &str,
     stem: &Path,
 ) -> Result<Vec<PathBuf>, PlotError> {
-    if specs.is_empty() || cols == 0 {
-        return Err(PlotError::Spec("no heatmaps to draw".into()));
-    }
-    for s in specs {
-        check_heatmap(s)?;
-    }
     let cw = specs
         .iter()
         .map(|s| heat_layout(s).width)
@@ -291,14 +285,5 @@ pub fn heatmap_grid(
         .map(|s| heat_layout(s).height)
         .max()
         .unwrap_or(400);
-    let rows = specs.len().div_ceil(cols);
-    let size = (cw * cols.min(specs.len()) as u32, ch * rows as u32 + 40);
-    let grid = Grid {
-        title,
-        size,
-        rows,
-        cols: cols.min(specs.len()),
-        panels: specs,
-    };
-    render_both(stem, size, &grid)
+    render_grid(specs, check_heatmap, cols, title, (cw, ch), stem)
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::render::{render_both, Figure, Grid};
+use super::render::{render_both, render_grid, Figure};
 use super::style::{bold, font, series_color};
 use super::PlotError;
 
@@ -176,23 +176,7 @@ pub fn line_grid(
     panel_size: (u32, u32),
     stem: &Path,
 ) -> Result<Vec<PathBuf>, PlotError> {
-    if panels.is_empty() || cols == 0 {
-        return Err(PlotError::Spec("no panels to draw".into()));
-    }
-    for p in panels {
-        check_lines(p)?;
-    }
-    let cols = cols.min(panels.len());
-    let rows = panels.len().div_ceil(cols);
-    let size = (panel_size.0 * cols as u32, panel_size.1 * rows as u32 + 40);
-    let grid = Grid {
-        title,
-        size,
-        rows,
-        cols,
-        panels,
-    };
-    render_both(stem, size, &grid)
+    render_grid(panels, check_lines, cols, title, panel_size, stem)
 }
 
 /// A y range that shows every finite value in `values` with a margin, starting at 0 for

@@ -69,12 +69,12 @@ pub fn render_both<F: Figure>(
     Ok(vec![png, svg])
 }
 /// Panels of one kind in a grid under a title.
-pub(crate) struct Grid<'a, F> {
-    pub(crate) title: &'a str,
-    pub(crate) size: (u32, u32),
-    pub(crate) rows: usize,
-    pub(crate) cols: usize,
-    pub(crate) panels: &'a [F],
+struct Grid<'a, F> {
+    title: &'a str,
+    size: (u32, u32),
+    rows: usize,
+    cols: usize,
+    panels: &'a [F],
 }
 
 impl<F: Figure> Figure for Grid<'_, F> {
@@ -95,4 +95,33 @@ impl<F: Figure> Figure for Grid<'_, F> {
         }
         Ok(())
     }
+}
+
+/// Draws `panels` (each checked by `check`) in a grid, row-major with `cols` per row, under one
+/// title, each panel `panel_size` pixels, to `<stem>.png` and `<stem>.svg`.
+pub(crate) fn render_grid<F: Figure>(
+    panels: &[F],
+    check: impl Fn(&F) -> Result<(), PlotError>,
+    cols: usize,
+    title: &str,
+    panel_size: (u32, u32),
+    stem: &Path,
+) -> Result<Vec<PathBuf>, PlotError> {
+    if panels.is_empty() || cols == 0 {
+        return Err(PlotError::Spec("no panels to draw".into()));
+    }
+    for p in panels {
+        check(p)?;
+    }
+    let cols = cols.min(panels.len());
+    let rows = panels.len().div_ceil(cols);
+    let size = (panel_size.0 * cols as u32, panel_size.1 * rows as u32 + 40);
+    let grid = Grid {
+        title,
+        size,
+        rows,
+        cols,
+        panels,
+    };
+    render_both(stem, size, &grid)
 }
