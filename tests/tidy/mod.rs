@@ -1,7 +1,8 @@
 //! The tidy-CSV check shared by the tests that write CSVs: every CSV under a folder starts with
 //! its header (no `#` lines, no byte-order mark), every row has the header's width, and, where
 //! Python with pandas and polars is at hand (`EMOBENCH_PYTHON`, which `.ci/run` sets), both read
-//! each file with default options into the same shape. Under CI the Python check is required.
+//! each file with default options into the same shape, and so does R's `read.csv` where `Rscript`
+//! is on PATH. Under CI the Python check is required.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -75,6 +76,24 @@ pub fn assert_tidy_csvs(dir: &Path, at_least: usize) -> usize {
             panic!("EMOBENCH_PYTHON is not set under CI: .ci/run installs pandas and polars")
         }
         None => eprintln!("skipped: the pandas/polars reading of CSVs (set EMOBENCH_PYTHON to a Python with both)"),
+    }
+    // R is not installed by .ci/run; where Rscript is at hand its read.csv defaults are checked.
+    match Command::new("Rscript").arg("--version").output() {
+        Ok(o) if o.status.success() => {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tidy/read_csvs.R");
+            let out = Command::new("Rscript")
+                .arg(script)
+                .args(&shapes)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "R's read.csv could not read the CSVs as written: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        _ => eprintln!("skipped: R's read.csv check (no Rscript on PATH)"),
     }
     files.len()
 }
