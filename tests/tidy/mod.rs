@@ -58,20 +58,7 @@ pub fn assert_tidy_csvs(dir: &Path, at_least: usize) -> usize {
         shapes.push(format!("{}\t{rows}\t{}", f.display(), header.len()));
     }
     match std::env::var_os("EMOBENCH_PYTHON") {
-        Some(python) => {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tidy/read_csvs.py");
-            let out = Command::new(python)
-                .arg(script)
-                .args(&shapes)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "pandas/polars could not read the CSVs as written: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        Some(python) => read_with(python.as_ref(), "read_csvs.py", &shapes, "pandas/polars"),
         None if std::env::var_os("CI").is_some() => {
             panic!("EMOBENCH_PYTHON is not set under CI: .ci/run installs pandas and polars")
         }
@@ -80,20 +67,27 @@ pub fn assert_tidy_csvs(dir: &Path, at_least: usize) -> usize {
     // R is not installed by .ci/run; where Rscript is at hand its read.csv defaults are checked.
     match Command::new("Rscript").arg("--version").output() {
         Ok(o) if o.status.success() => {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tidy/read_csvs.R");
-            let out = Command::new("Rscript")
-                .arg(script)
-                .args(&shapes)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "R's read.csv could not read the CSVs as written: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            read_with("Rscript".as_ref(), "read_csvs.R", &shapes, "R's read.csv")
         }
         _ => eprintln!("skipped: R's read.csv check (no Rscript on PATH)"),
     }
     files.len()
+}
+
+/// Runs `tests/tidy/<script>` with `program` on the counted shapes; fails naming `reader`.
+fn read_with(program: &std::ffi::OsStr, script: &str, shapes: &[String], reader: &str) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/tidy")
+        .join(script);
+    let out = Command::new(program)
+        .arg(script)
+        .args(shapes)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{reader} could not read the CSVs as written: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
