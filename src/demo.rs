@@ -130,7 +130,7 @@ pub fn run_demo(data: &Path, out: &Path, seed: u64) -> anyhow::Result<()> {
         "  NST: torchvision's VGG19 weights (vgg19-dcbb9e9d.pth, what torchvision.models.vgg19(weights=\"IMAGENET1K_V1\")\n      downloads): emobench edit --method nst --sources S --references R --out runs/ --options '{{\"weights\": \"vgg19-dcbb9e9d.pth\"}}'"
     );
     println!(
-        "  CLIPstyler: openai/clip-vit-base-patch32 (Hugging Face folder) and VGG19 as safetensors:\n      emobench edit --method clipstyler --sources S --out runs/ --options '{{\"clip\": \"clip-vit-base-patch32/\", \"vgg\": \"vgg19.safetensors\"}}'"
+        "  CLIPstyler: openai/clip-vit-base-patch32 (Hugging Face folder, or an OpenAI / open_clip state dict) and VGG19:\n      emobench edit --method clipstyler --sources S --out runs/ --options '{{\"clip\": \"clip-vit-base-patch32/\", \"vgg\": \"vgg19-dcbb9e9d.pth\"}}'"
     );
     println!(
         "  LMS images: BLIP (Salesforce/blip-image-captioning-large folder) and InstructPix2Pix weights:\n      emobench edit --method lms --sources S --out runs/ --options '{{\"blip\": \"blip-large/\", \"weights\": \"timbrooks/instruct-pix2pix\"}}'"

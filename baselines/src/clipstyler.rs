@@ -22,7 +22,6 @@ use std::sync::Mutex;
 
 use crate::method::{EditError, EditMethod, EditRequest};
 use candle_core::{DType, Device, Result, Tensor, Var, D};
-use candle_nn::VarBuilder;
 use emobench_core::imgproc::resize::{resize_pil, ResizeFilter};
 use image::RgbImage;
 use models::tokenizer::ClipTokenizer;
@@ -37,6 +36,7 @@ use models::clip_vision::{clip_normalize, ClipModel, ClipText, ClipVision, Confi
 use models::optim::adam::{Adam, StepLr};
 use models::stylenet::{self, StyleNet};
 use models::vgg19::{Vgg19Config, Vgg19Features, CLIPSTYLER_CONTENT_TAPS};
+use models::weights::clip_layout::clip_var_builder;
 
 /// Registry name.
 pub const NAME: &str = "clipstyler";
@@ -453,12 +453,15 @@ pub fn image_to_tensor(img: &RgbImage, device: &Device) -> Result<Tensor> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClipstylerOptions {
-    /// A `CLIPModel` safetensors file (`openai/clip-vit-base-patch32`'s `model.safetensors`),
-    /// or the folder holding it with `vocab.json` and `merges.txt`.
+    /// A CLIP ViT-B/32 checkpoint: a Hugging Face `CLIPModel` file (`openai/clip-vit-base-patch32`'s
+    /// `model.safetensors`) or the folder holding it with `vocab.json` and `merges.txt`, or a
+    /// state dict in the OpenAI / open_clip layout (safetensors, `.pt`, `.bin`; then name the
+    /// tokenizer folder with `tokenizer`).
     pub clip: String,
     /// The tokenizer folder (`vocab.json`, `merges.txt`); default: the folder of `clip`.
     pub tokenizer: Option<String>,
-    /// torchvision VGG19 weights as safetensors (`features.N.*` keys).
+    /// torchvision's VGG19 weights (`vgg19-dcbb9e9d.pth`, or safetensors with the same
+    /// `features.N.*` keys), as for `nst`.
     pub vgg: String,
     /// Image side (the script's `img_size`; a multiple of 8).
     pub size: u32,
@@ -588,15 +591,6 @@ fn missing(what: &str, hint: impl Into<String>) -> EditError {
 
 /// Reads a safetensors file into a builder, naming the file and the first missing tensor in
 /// one line.
-fn checked_builder(
-    path: &Path,
-    device: &Device,
-) -> std::result::Result<VarBuilder<'static>, EditError> {
-    let tensors = candle_core::safetensors::load(path, device)
-        .map_err(|e| missing("weights", format!("cannot read {}: {e}", path.display())))?;
-    Ok(VarBuilder::from_tensors(tensors, DType::F32, device))
-}
-
 fn first_line(e: &dyn std::fmt::Display) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
 }
@@ -615,7 +609,7 @@ impl ClipStyler {
         if options.vgg.is_empty() {
             return Err(missing(
                 "VGG19 weights",
-                "set the 'vgg' option to torchvision's vgg19 weights converted to safetensors",
+                "set the 'vgg' option to torchvision's vgg19-dcbb9e9d.pth (or a safetensors file with its keys)",
             ));
         }
         let clip_arg = PathBuf::from(&options.clip);
@@ -632,15 +626,29 @@ impl ClipStyler {
             .unwrap_or(clip_dir);
         let tokenizer = ClipTokenizer::from_dir(&tok_dir)
             .map_err(|e| missing("the CLIP tokenizer", format!("{}: {e}", tok_dir.display())))?;
-        let vb = checked_builder(&clip_file, &device)?;
-        let clip = ClipModel::new(vb, &Config::vit_base_patch32()).map_err(|e| {
+        let clip_config = Config::vit_base_patch32();
+        let (vb, _layout) = clip_var_builder(&clip_file, &clip_config, DType::F32, &device)
+            .map_err(|e| EditError::MissingResource {
+                method: DISPLAY_NAME.into(),
+                what: "CLIP ViT-B/32 weights".into(),
+                hint: String::new(),
+                source: Some(Box::new(e)),
+            })?;
+        let clip = ClipModel::new(vb, &clip_config).map_err(|e| {
             missing(
                 "CLIP ViT-B/32 weights",
                 format!("{}: {}", clip_file.display(), first_line(&e)),
             )
         })?;
         let vgg_file = PathBuf::from(&options.vgg);
-        let vb = checked_builder(&vgg_file, &device)?;
+        let vb = models::weights::var_builder(&vgg_file, DType::F32, &device).map_err(|e| {
+            EditError::MissingResource {
+                method: DISPLAY_NAME.into(),
+                what: "VGG19 weights".into(),
+                hint: String::new(),
+                source: Some(Box::new(e)),
+            }
+        })?;
         let vgg = Vgg19Features::new(vb, &Vgg19Config::torchvision(), &CLIPSTYLER_CONTENT_TAPS)
             .map_err(|e| {
                 missing(

@@ -11,6 +11,7 @@ use candle_nn::VarBuilder;
 use serde::de::DeserializeOwned;
 
 pub mod checkpoint;
+pub mod clip_layout;
 pub mod file;
 
 pub use file::WeightFile;
