@@ -55,14 +55,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                 .join("../target/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
         });
-    let dequantize: Dequantize = serde_json::from_value(
-        match text_arg(&args, "--dequantize").as_deref() {
+    let dequantize: Dequantize =
+        serde_json::from_value(match text_arg(&args, "--dequantize").as_deref() {
             None | Some("auto") => json!("auto"),
             Some("true") => json!(true),
             Some("false") => json!(false),
             Some(other) => return Err(format!("--dequantize {other}: auto, true or false").into()),
-        },
-    )?;
+        })?;
     let num = |name: &str, default: usize| -> usize {
         text_arg(&args, name)
             .and_then(|v| v.parse().ok())

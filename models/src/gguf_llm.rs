@@ -29,12 +29,12 @@ use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::decoders::fuse::Fuse;
 use tokenizers::decoders::sequence::Sequence as DecoderSequence;
 use tokenizers::decoders::strip::Strip;
-use tokenizers::normalizers::replace::Replace;
-use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
 use tokenizers::models::bpe::BPE;
+use tokenizers::normalizers::replace::Replace;
 use tokenizers::normalizers::unicode::NFC;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::{AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer};
@@ -361,12 +361,11 @@ pub fn plans_dense(path: &Path, dequantize: Dequantize) -> Result<bool, LlmError
         path: path.to_path_buf(),
         source,
     })?;
-    let ct = gguf_file::Content::read(&mut BufReader::new(file)).map_err(|e| {
-        LlmError::NotGguf {
+    let ct =
+        gguf_file::Content::read(&mut BufReader::new(file)).map_err(|e| LlmError::NotGguf {
             path: path.to_path_buf(),
             reason: e.to_string(),
-        }
-    })?;
+        })?;
     Ok(dequantize.dense_for(dense_f32_bytes(&ct)))
 }
 
@@ -765,7 +764,11 @@ pub fn sentencepiece_from_gguf(
         .build()
         .map_err(tok_err)?;
     let mut tok = Tokenizer::new(bpe);
-    tok.with_pre_tokenizer(Some(Metaspace::new('\u{2581}', PrependScheme::First, false)));
+    tok.with_pre_tokenizer(Some(Metaspace::new(
+        '\u{2581}',
+        PrependScheme::First,
+        false,
+    )));
     let replace = Replace::new("\u{2581}", " ").map_err(tok_err)?;
     tok.with_decoder(Some(DecoderSequence::new(vec![
         replace.into(),
@@ -1019,8 +1022,7 @@ impl GgufLlm {
         }
 
         let device = options.device.clone().unwrap_or(Device::Cpu);
-        let (weights, dequantized) =
-            load_weights(ct, path, &architecture, dense, &device)?;
+        let (weights, dequantized) = load_weights(ct, path, &architecture, dense, &device)?;
         Ok(Self {
             weights,
             tokenizer,

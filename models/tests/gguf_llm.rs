@@ -96,7 +96,10 @@ fn auto_dequantize_is_dense_for_small_models() {
     assert_eq!(parse("\"auto\"").unwrap(), Dequantize::Auto);
     let err = parse("\"sometimes\"").unwrap_err().to_string();
     assert!(err.contains("auto"), "{err}");
-    assert_eq!(serde_json::to_string(&Dequantize::Auto).unwrap(), "\"auto\"");
+    assert_eq!(
+        serde_json::to_string(&Dequantize::Auto).unwrap(),
+        "\"auto\""
+    );
     assert!(
         plans_dense(&fixtures().join("absent.gguf"), Dequantize::Auto).is_err(),
         "a missing file is an error, not a guess"
@@ -463,9 +466,10 @@ fn sentencepiece_tokenizer_from_gguf_matches_transformers() {
     let mut reader = std::io::BufReader::new(std::fs::File::open(&path).unwrap());
     let ct = candle_core::quantized::gguf_file::Content::read(&mut reader).unwrap();
     let tok = models::gguf_llm::tokenizer_from_gguf(&ct, &path).unwrap();
-    let r: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join("tiny_spm_ref.json")).unwrap())
-            .unwrap();
+    let r: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("tiny_spm_ref.json")).unwrap(),
+    )
+    .unwrap();
     let cases = r["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 103);
     for case in cases {
