@@ -89,3 +89,90 @@ fn tiny_blip_matches_transformers() {
         assert_eq!(blip.decode(&ids).unwrap(), case["text"].as_str().unwrap());
     }
 }
+
+/// A copy of the tiny checkpoint under `repo` in a Hugging Face cache laid out like the real one
+/// (`models--owner--name/refs/main` naming `snapshots/<commit>/`); returns the snapshot folder.
+fn fake_hub(hub: &Path, repo: &str) -> PathBuf {
+    let folder = hub.join(format!("models--{}", repo.replace('/', "--")));
+    let commit = "70e1d2fe0d4a3e2c1a61f1c3e7a5b6f7d8c9e0a1";
+    let snap = folder.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snap).unwrap();
+    for f in models::blip::CHECKPOINT_FILES
+        .iter()
+        .chain(&["generation_config.json"])
+    {
+        std::fs::copy(fixtures().join("tiny_blip").join(f), snap.join(f)).unwrap();
+    }
+    std::fs::create_dir_all(folder.join("refs")).unwrap();
+    std::fs::write(folder.join("refs/main"), commit).unwrap();
+    snap
+}
+
+/// `Salesforce/blip-image-captioning-large` given as a repo id resolves offline from the standard
+/// cache (no network), loads and captions as transformers; the LMS method finds it through
+/// `HF_HOME` with its default `blip` option; an uncached repo id says how to fetch it.
+#[test]
+fn blip_repo_id_resolves_from_the_hugging_face_cache() {
+    use baselines::lms::{Lms, CAPTIONS_CSV};
+    use models::blip::{resolve_checkpoint, resolve_checkpoint_in, DEFAULT_REPO};
+
+    let tmp = std::env::temp_dir().join(format!("emobench-blip-hf-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let snap = fake_hub(&tmp.join("hub"), DEFAULT_REPO);
+    let cache = hf_hub::Cache::new(tmp.join("hub"));
+    let dir = resolve_checkpoint_in(&cache, DEFAULT_REPO, false).expect("cached");
+    assert_eq!(dir, snap);
+    // A local folder is itself.
+    let local = fixtures().join("tiny_blip");
+    assert_eq!(
+        resolve_checkpoint_in(&cache, local.to_str().unwrap(), false).unwrap(),
+        local
+    );
+    let err = resolve_checkpoint_in(&cache, "Salesforce/blip-image-captioning-base", false)
+        .expect_err("not cached");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("blip-image-captioning-base") && msg.contains("\"download\": true"),
+        "{msg}"
+    );
+
+    let r: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("tiny_blip_ref.json")).unwrap(),
+    )
+    .unwrap();
+    let case = &r["cases"][0];
+    let name = case["image"].as_str().unwrap();
+    let want = case["text"].as_str().unwrap();
+    let img = image::open(fixtures().join(format!("blip_{name}.png")))
+        .unwrap()
+        .to_rgb8();
+    let mut blip = BlipCaptioner::load(&dir, &Device::Cpu).unwrap();
+    let caption = blip
+        .caption(&baselines::lms::blip_input(&img, blip.image_size()))
+        .unwrap();
+    assert_eq!(caption, want);
+
+    // Through the method, with the default `blip` (the repo id) and HF_HOME pointing at the
+    // cache. Only this test in this binary reads HF_HOME.
+    std::env::set_var("HF_HOME", &tmp);
+    assert_eq!(
+        resolve_checkpoint(DEFAULT_REPO, false).expect("via HF_HOME"),
+        snap
+    );
+    let run = tmp.join("runs/lms");
+    let lms = Lms::new(&serde_json::json!({
+        "stage": "instructions",
+        "llm": fixtures().join("tiny_llama_f32.gguf"),
+        "max_tokens": 2,
+    }))
+    .unwrap()
+    .with_run_dir(&run)
+    .unwrap();
+    // A random language model may answer with whitespace only; the caption is recorded first.
+    let _ = lms.instruction(name, &img, "fear");
+    std::env::remove_var("HF_HOME");
+    let text = std::fs::read_to_string(run.join(CAPTIONS_CSV)).unwrap();
+    assert!(text.contains(want), "{text}");
+    assert!(text.contains(DEFAULT_REPO), "{text}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use baselines::lms::cache::{self, CaptionRow, InstructionRow};
 use baselines::lms::{Lms, Stage, CAPTIONS_CSV, INSTRUCTIONS_CSV};
 use baselines::method::{EditError, EditMethod, EditRequest};
-use models::gguf_llm::first_line;
+use models::gguf_llm::{first_line, Dequantize};
 use serde_json::json;
 
 fn fixtures() -> PathBuf {
@@ -43,6 +43,10 @@ fn instructions_stage_writes_and_reuses_the_caches() {
     });
     let lms = Lms::new(&opts).unwrap().with_run_dir(&run).unwrap();
     assert_eq!(lms.stage(), Stage::Instructions);
+    // run.json (written before the model loads) records the default and the mode it picks.
+    let params = lms.parameters();
+    assert_eq!(params["dequantize"], json!("auto"));
+    assert_eq!(params["llm_dense_f32"], json!(true));
     let img = image::RgbImage::from_pixel(16, 16, image::Rgb([10, 20, 30]));
     let row = match lms.instruction("chelsea", &img, "fear") {
         Ok(row) => row,
@@ -73,6 +77,7 @@ fn instructions_stage_writes_and_reuses_the_caches() {
     let opts2 = json!({"stage": "instructions", "llm": dir.join("absent.gguf"), "captions": dir.join("user_captions.csv")});
     let again = Lms::new(&opts2).unwrap().with_run_dir(&run).unwrap();
     assert_eq!(again.instruction("chelsea", &img, "fear").unwrap(), row);
+    assert_eq!(again.parameters()["llm_dense_f32"], json!(null));
     // A pair not in the cache needs the model: a typed MissingResource naming the file.
     let err = again.instruction("chelsea", &img, "anger").unwrap_err();
     assert!(matches!(err, EditError::MissingResource { .. }), "{err}");
@@ -110,7 +115,17 @@ fn options_split_between_lms_and_ip2p() {
     )
     .unwrap();
     assert_eq!(lms.max_tokens, 5);
+    assert_eq!(lms.dequantize, Dequantize::Auto);
     assert_eq!(ip2p, json!({"steps": 20}));
+    for (given, want) in [
+        (json!(true), Dequantize::Always),
+        (json!(false), Dequantize::Never),
+        (json!("auto"), Dequantize::Auto),
+    ] {
+        let (o, _) = baselines::lms::split_options(&json!({ "dequantize": given })).unwrap();
+        assert_eq!(o.dequantize, want);
+    }
+    assert!(baselines::lms::split_options(&json!({"dequantize": "yes"})).is_err());
     // Unknown keys reach Ip2p, which rejects them.
     assert!(Lms::new(&json!({"stage": "instructions", "stepz": 20})).is_err());
     assert!(baselines::lms::split_options(&json!({"prompt": "no placeholders"})).is_err());

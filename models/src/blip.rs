@@ -106,6 +106,31 @@ pub struct DecodeSettings {
     pub max_new_tokens: usize,
 }
 
+/// The published checkpoint, the LMS baseline's default captioner.
+pub const DEFAULT_REPO: &str = "Salesforce/blip-image-captioning-large";
+
+/// The files of a checkpoint folder that [`BlipCaptioner::load`] needs (`generation_config.json`
+/// is read when the folder has it).
+pub const CHECKPOINT_FILES: &[&str] = &["config.json", "model.safetensors", "tokenizer.json"];
+
+/// A BLIP checkpoint given as a local folder or a Hugging Face repo id (such as
+/// [`DEFAULT_REPO`]) as a local folder: a repo id is read from the standard Hugging Face cache,
+/// and with `download` its missing [`CHECKPOINT_FILES`] are fetched into it (the same resolver as
+/// InstructPix2Pix's weights, [`crate::weights::resolve_model_dir`]).
+pub fn resolve_checkpoint(spec: &str, download: bool) -> crate::weights::Result<PathBuf> {
+    resolve_checkpoint_in(&hf_hub::Cache::from_env(), spec, download)
+}
+
+/// [`resolve_checkpoint`] with an explicit Hugging Face cache.
+pub fn resolve_checkpoint_in(
+    cache: &hf_hub::Cache,
+    spec: &str,
+    download: bool,
+) -> crate::weights::Result<PathBuf> {
+    let files: Vec<String> = CHECKPOINT_FILES.iter().map(|f| f.to_string()).collect();
+    crate::weights::resolve_model_dir_in(cache, spec, &files, download)
+}
+
 /// A loaded BLIP captioner.
 pub struct BlipCaptioner {
     model: blip::BlipForConditionalGeneration,

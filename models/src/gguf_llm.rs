@@ -6,8 +6,9 @@
 //!
 //! Numerics: candle's quantized matmuls quantise the activations to Q8 as llama.cpp does, so
 //! logits differ from transformers' dequantise-to-f32 loading of the same file by a few tenths
-//! for 4-bit types. [`LoadOptions::dequantize`] loads every matrix as dense f32 (candle's
-//! `CANDLE_DEQUANTIZE_ALL`) for a like-for-like comparison.
+//! for 4-bit types. [`LoadOptions::dequantize`] chooses between those kernels and dense f32
+//! matrices (candle's `CANDLE_DEQUANTIZE_ALL`, the same numbers as transformers): by default
+//! ([`Dequantize::Auto`]) dense when the dense model is small, see [`DENSE_AUTO_MAX_BYTES`].
 
 use std::fs::File;
 use std::io::BufReader;
@@ -23,11 +24,17 @@ use candle_transformers::models::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use tokenizers::decoders::byte_fallback::ByteFallback;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::decoders::fuse::Fuse;
+use tokenizers::decoders::sequence::Sequence as DecoderSequence;
+use tokenizers::decoders::strip::Strip;
 use tokenizers::models::bpe::BPE;
+use tokenizers::normalizers::replace::Replace;
 use tokenizers::normalizers::unicode::NFC;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::{AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer};
@@ -144,6 +151,83 @@ pub enum LlmError {
 /// The architectures [`GgufLlm`] runs (`general.architecture`).
 pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "gemma3"];
 
+/// Above this size of the weights in dense f32, [`Dequantize::Auto`] keeps candle's quantised
+/// kernels: 2 GiB, about 530M parameters (SmolLM2-135M takes 0.50 GiB, SmolLM2-360M 1.35 GiB,
+/// Qwen2.5-0.5B 1.8 GiB; TinyLlama 1.1B would take 4.1 GiB and Llama 3 8B 30 GiB).
+///
+/// Why dense below it: on CPUs candle's quantised matmuls quantise every activation row to Q8
+/// and run a scalar-per-block dot product, which for SmolLM2-135M is 7x slower on prompts and
+/// 4x slower in generation than dense f32 through gemm (README, Speed), and dense gives
+/// transformers' numbers. Why not above it: dense f32 takes 4-8x the file's memory (a 4-bit 8B
+/// model would not fit a 32 GiB machine) and, once weights outgrow the caches, generation is
+/// bound by memory bandwidth, where reading 4-bit blocks beats reading f32.
+pub const DENSE_AUTO_MAX_BYTES: u64 = 2 << 30;
+
+/// Whether a GGUF's quantised matrices are expanded to dense f32 at load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dequantize {
+    /// Dense when the dense f32 weights take at most [`DENSE_AUTO_MAX_BYTES`], else quantised.
+    #[default]
+    Auto,
+    /// Always dense f32 (`true`).
+    Always,
+    /// Always candle's quantised kernels (`false`).
+    Never,
+}
+
+impl Dequantize {
+    /// The choice for a model whose weights take `dense_bytes` in f32.
+    pub fn dense_for(self, dense_bytes: u64) -> bool {
+        match self {
+            Self::Auto => dense_bytes <= DENSE_AUTO_MAX_BYTES,
+            Self::Always => true,
+            Self::Never => false,
+        }
+    }
+}
+
+/// `true`, `false` or `"auto"` in JSON options.
+impl Serialize for Dequantize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Auto => s.serialize_str("auto"),
+            Self::Always => s.serialize_bool(true),
+            Self::Never => s.serialize_bool(false),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Dequantize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(true) => Ok(Self::Always),
+            Raw::Bool(false) => Ok(Self::Never),
+            Raw::Text(t) => match t.as_str() {
+                "auto" => Ok(Self::Auto),
+                "true" => Ok(Self::Always),
+                "false" => Ok(Self::Never),
+                other => Err(serde::de::Error::custom(format!(
+                    "dequantize: expected true, false or \"auto\", got \"{other}\""
+                ))),
+            },
+        }
+    }
+}
+
+/// Bytes the weights of `ct` take as dense f32 (every tensor, whatever its stored type).
+pub fn dense_f32_bytes(ct: &gguf_file::Content) -> u64 {
+    ct.tensor_infos
+        .values()
+        .map(|t| t.shape.elem_count() as u64 * 4)
+        .sum()
+}
+
 /// How to load a GGUF model.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
@@ -151,9 +235,11 @@ pub struct LoadOptions {
     pub tokenizer_json: Option<PathBuf>,
     /// A chat template to use instead of the GGUF's `tokenizer.chat_template`.
     pub chat_template: Option<String>,
-    /// Load every matrix as dense f32 (candle's `CANDLE_DEQUANTIZE_ALL`): slower, but the same
-    /// numbers as transformers' `gguf_file=` loading up to float rounding.
-    pub dequantize: bool,
+    /// Dense f32 matrices (candle's `CANDLE_DEQUANTIZE_ALL`: the same numbers as transformers'
+    /// `gguf_file=` loading up to float rounding) or candle's quantised kernels; by default dense
+    /// for small models ([`Dequantize::Auto`]). `CANDLE_DEQUANTIZE_ALL=1` in the environment
+    /// forces dense.
+    pub dequantize: Dequantize,
     /// Where to run (default CPU).
     pub device: Option<Device>,
 }
@@ -260,6 +346,31 @@ impl Weights {
             Self::Gemma3(_) => {}
         }
     }
+}
+
+/// Whether [`GgufLlm::load`] with `dequantize` would load `path` dense, from its header alone
+/// (for records written before the model loads).
+pub fn plans_dense(path: &Path, dequantize: Dequantize) -> Result<bool, LlmError> {
+    match dequantize {
+        _ if env_forces_dense() => return Ok(true),
+        Dequantize::Always => return Ok(true),
+        Dequantize::Never => return Ok(false),
+        Dequantize::Auto => {}
+    }
+    let file = File::open(path).map_err(|source| LlmError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let ct =
+        gguf_file::Content::read(&mut BufReader::new(file)).map_err(|e| LlmError::NotGguf {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    Ok(dequantize.dense_for(dense_f32_bytes(&ct)))
+}
+
+fn env_forces_dense() -> bool {
+    std::env::var_os(DEQUANTIZE_ENV).is_some_and(|s| !s.is_empty() && s != "0")
 }
 
 /// A GGUF language model with its tokenizer and chat template.
@@ -491,17 +602,21 @@ fn split_then_bytes(regex: &str) -> Result<PreTokenizerWrapper, String> {
 ///
 /// Supported pre-tokenizers: `gpt2`/`default` (GPT-2), `smollm`/`starcoder`/`refact`/
 /// `codeshell` (single digits, then GPT-2), `llama-bpe`/`llama3`/`smaug-bpe` (Llama 3) and
-/// `qwen2` (NFC, then Qwen2's split). SentencePiece (`llama`) vocabularies need their
-/// `tokenizer.json`.
+/// `qwen2` (NFC, then Qwen2's split). SentencePiece vocabularies (`llama`, as in TinyLlama's
+/// GGUF) are rebuilt by [`sentencepiece_from_gguf`].
 pub fn tokenizer_from_gguf(ct: &gguf_file::Content, path: &Path) -> Result<Tokenizer, LlmError> {
     let unsupported = |reason: String| LlmError::UnsupportedTokenizer {
         path: path.to_path_buf(),
         reason,
     };
     let model = md_string(ct, path, "tokenizer.ggml.model")?;
+    if model == "llama" {
+        return sentencepiece_from_gguf(ct, path);
+    }
     if model != "gpt2" {
         return Err(unsupported(format!(
-            "tokenizer.ggml.model `{model}` cannot be rebuilt from metadata (only `gpt2` byte-level BPE)"
+            "tokenizer.ggml.model `{model}` cannot be rebuilt from metadata (only `gpt2` \
+             byte-level BPE and `llama` SentencePiece BPE)"
         )));
     }
     let pre = ct
@@ -510,18 +625,7 @@ pub fn tokenizer_from_gguf(ct: &gguf_file::Content, path: &Path) -> Result<Token
         .and_then(|v| v.to_string().ok().cloned())
         .unwrap_or_else(|| "default".into());
     let tokens = md_strings(ct, path, "tokenizer.ggml.tokens")?;
-    let merges: Vec<(String, String)> = md_strings(ct, path, "tokenizer.ggml.merges")?
-        .into_iter()
-        .map(|m| {
-            m.split_once(' ')
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .ok_or_else(|| LlmError::BadMetadata {
-                    path: path.to_path_buf(),
-                    key: "tokenizer.ggml.merges".into(),
-                    reason: format!("merge `{m}` has no space"),
-                })
-        })
-        .collect::<Result<_, _>>()?;
+    let merges = split_merges(ct, path)?;
     let vocab: tokenizers::models::bpe::Vocab = tokens
         .iter()
         .enumerate()
@@ -584,6 +688,187 @@ pub fn tokenizer_from_gguf(ct: &gguf_file::Content, path: &Path) -> Result<Token
     Ok(tok)
 }
 
+/// The SentencePiece BPE tokenizer a GGUF with `tokenizer.ggml.model = "llama"` describes, built
+/// as transformers builds it from the same file (`gguf_file=`, its `LlamaTokenizer`): BPE over
+/// the vocabulary with byte fallback and fused unknowns, no normaliser, `Metaspace` (`\u{2581}`,
+/// prefix on the first section only, no split) before it, the merges from
+/// `tokenizer.ggml.merges` or else rebuilt from the scores ([`merges_from_scores`]); control
+/// tokens and the BOS/EOS/UNK/PAD tokens matched whole as special tokens, user-defined ones as
+/// added tokens; decoded by `\u{2581}` -> space, byte fallback, fuse, and one leading space
+/// stripped.
+///
+/// Gemma and Phi-3 files, which transformers tokenises differently, and files naming a
+/// pre-tokenizer are refused ([`LlmError::UnsupportedTokenizer`]).
+pub fn sentencepiece_from_gguf(
+    ct: &gguf_file::Content,
+    path: &Path,
+) -> Result<Tokenizer, LlmError> {
+    let unsupported = |reason: String| LlmError::UnsupportedTokenizer {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let tok_err = |e: tokenizers::Error| LlmError::Tokenizer {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let arch = md_string(ct, path, "general.architecture")?;
+    if arch.starts_with("gemma") || arch == "phi3" {
+        return Err(unsupported(format!(
+            "a SentencePiece vocabulary in a `{arch}` file is not one this module rebuilds"
+        )));
+    }
+    if let Some(pre) = ct
+        .metadata
+        .get("tokenizer.ggml.pre")
+        .and_then(|v| v.to_string().ok())
+    {
+        if pre != "default" {
+            return Err(unsupported(format!(
+                "tokenizer.ggml.pre `{pre}` with a SentencePiece vocabulary"
+            )));
+        }
+    }
+    let tokens = md_strings(ct, path, "tokenizer.ggml.tokens")?;
+    let merges = if ct.metadata.contains_key("tokenizer.ggml.merges") {
+        split_merges(ct, path)?
+    } else {
+        let bad = |reason: String| LlmError::BadMetadata {
+            path: path.to_path_buf(),
+            key: "tokenizer.ggml.scores".into(),
+            reason,
+        };
+        let scores = md(ct, path, "tokenizer.ggml.scores")?
+            .to_vec()
+            .map_err(|e| bad(e.to_string()))?
+            .iter()
+            .map(|v| v.to_f32().map(f64::from).map_err(|e| bad(e.to_string())))
+            .collect::<Result<Vec<f64>, _>>()?;
+        if scores.len() != tokens.len() {
+            return Err(bad(format!(
+                "{} scores for {} tokens",
+                scores.len(),
+                tokens.len()
+            )));
+        }
+        merges_from_scores(&tokens, &scores)
+    };
+    let vocab: tokenizers::models::bpe::Vocab = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u32))
+        .collect();
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .fuse_unk(true)
+        .byte_fallback(true)
+        .build()
+        .map_err(tok_err)?;
+    let mut tok = Tokenizer::new(bpe);
+    tok.with_pre_tokenizer(Some(Metaspace::new(
+        '\u{2581}',
+        PrependScheme::First,
+        false,
+    )));
+    let replace = Replace::new("\u{2581}", " ").map_err(tok_err)?;
+    tok.with_decoder(Some(DecoderSequence::new(vec![
+        replace.into(),
+        ByteFallback::new().into(),
+        Fuse::new().into(),
+        Strip::new(' ', 1, 0).into(),
+    ])));
+    let types: Vec<Option<u32>> = match ct.metadata.get("tokenizer.ggml.token_type") {
+        Some(Value::Array(types)) => types.iter().map(value_u32).collect(),
+        _ => Vec::new(),
+    };
+    let mut special: Vec<usize> = (0..tokens.len())
+        .filter(|&i| types.get(i) == Some(&Some(3)))
+        .collect();
+    for key in [
+        "tokenizer.ggml.bos_token_id",
+        "tokenizer.ggml.eos_token_id",
+        "tokenizer.ggml.unknown_token_id",
+        "tokenizer.ggml.padding_token_id",
+    ] {
+        if let Ok(id) = md_u32(ct, path, key) {
+            let id = id as usize;
+            if id < tokens.len() && !special.contains(&id) {
+                special.push(id);
+            }
+        }
+    }
+    special.sort_unstable();
+    tok.add_special_tokens(
+        special
+            .iter()
+            .map(|&i| AddedToken::from(tokens[i].clone(), true))
+            .collect::<Vec<_>>(),
+    )
+    .map_err(tok_err)?;
+    let user: Vec<AddedToken> = (0..tokens.len())
+        .filter(|&i| types.get(i) == Some(&Some(4)))
+        .map(|i| AddedToken::from(tokens[i].clone(), false).normalized(false))
+        .collect();
+    tok.add_tokens(user).map_err(tok_err)?;
+    Ok(tok)
+}
+
+fn split_merges(ct: &gguf_file::Content, path: &Path) -> Result<Vec<(String, String)>, LlmError> {
+    md_strings(ct, path, "tokenizer.ggml.merges")?
+        .into_iter()
+        .map(|m| {
+            m.split_once(' ')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .ok_or_else(|| LlmError::BadMetadata {
+                    path: path.to_path_buf(),
+                    key: "tokenizer.ggml.merges".into(),
+                    reason: format!("merge `{m}` has no space"),
+                })
+        })
+        .collect()
+}
+
+/// BPE merges implied by a scored vocabulary without merges, as transformers derives them
+/// (`generate_merges` with scores): every split of a token into two vocabulary pieces is a merge
+/// carrying the token's score, the splits of one token ordered by the pieces' ids; then all of
+/// them ordered by score, then left and right piece length (in characters), each descending, ties
+/// kept in that order. A token listed twice has its last id and score, at its first position.
+pub fn merges_from_scores(tokens: &[String], scores: &[f64]) -> Vec<(String, String)> {
+    use std::collections::HashMap;
+    let mut id: HashMap<&str, usize> = HashMap::with_capacity(tokens.len());
+    let mut order: Vec<&str> = Vec::with_capacity(tokens.len());
+    let mut score: HashMap<&str, f64> = HashMap::with_capacity(tokens.len());
+    for (i, (t, &s)) in tokens.iter().zip(scores).enumerate() {
+        if id.insert(t.as_str(), i).is_none() {
+            order.push(t.as_str());
+        }
+        score.insert(t.as_str(), s);
+    }
+    let mut merges: Vec<(&str, &str, f64)> = Vec::new();
+    for t in order {
+        let s = score[t];
+        let start = merges.len();
+        for (cut, _) in t.char_indices().skip(1) {
+            let (l, r) = t.split_at(cut);
+            if id.contains_key(l) && id.contains_key(r) {
+                merges.push((l, r, s));
+            }
+        }
+        merges[start..].sort_by_key(|&(l, r, _)| (id[l], id[r]));
+    }
+    let key = |m: &(&str, &str, f64)| (m.2, m.0.chars().count(), m.1.chars().count());
+    merges.sort_by(|a, b| {
+        let (ka, kb) = (key(a), key(b));
+        kb.0.partial_cmp(&ka.0)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(kb.1.cmp(&ka.1))
+            .then(kb.2.cmp(&ka.2))
+    });
+    merges
+        .into_iter()
+        .map(|(l, r, _)| (l.to_string(), r.to_string()))
+        .collect()
+}
+
 fn token_string(
     ct: &gguf_file::Content,
     path: &Path,
@@ -608,8 +893,7 @@ fn load_weights(
     let _guard = LOAD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     // Read under the lock: other loads set and restore the variable while holding it.
     let before = std::env::var_os(DEQUANTIZE_ENV);
-    let user_forces = before.as_ref().is_some_and(|s| !s.is_empty() && s != "0");
-    let dequantize = dequantize || user_forces;
+    let dequantize = dequantize || env_forces_dense();
     if dequantize {
         std::env::set_var(DEQUANTIZE_ENV, "1");
     } else {
@@ -683,6 +967,7 @@ impl GgufLlm {
             });
         }
         check_layout(&ct, path, &architecture)?;
+        let dense = options.dequantize.dense_for(dense_f32_bytes(&ct));
         let name = ct
             .metadata
             .get("general.name")
@@ -737,8 +1022,7 @@ impl GgufLlm {
         }
 
         let device = options.device.clone().unwrap_or(Device::Cpu);
-        let (weights, dequantized) =
-            load_weights(ct, path, &architecture, options.dequantize, &device)?;
+        let (weights, dequantized) = load_weights(ct, path, &architecture, dense, &device)?;
         Ok(Self {
             weights,
             tokenizer,

@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use models::chat_template::{ChatMessage, ChatTemplate};
-use models::gguf_llm::{GenerateOptions, GgufLlm, LlmError, LoadOptions};
+use models::gguf_llm::{
+    plans_dense, Dequantize, GenerateOptions, GgufLlm, LlmError, LoadOptions, DENSE_AUTO_MAX_BYTES,
+};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -60,9 +62,13 @@ fn tail_logits(llm: &mut GgufLlm, prompt: &[u32], tail: usize) -> Vec<Vec<f32>> 
     out
 }
 
-fn load(name: &str, dequantize: bool) -> GgufLlm {
+fn load(name: &str, dequantize: Dequantize) -> GgufLlm {
+    load_at(&fixtures().join(name), dequantize)
+}
+
+fn load_at(path: &Path, dequantize: Dequantize) -> GgufLlm {
     GgufLlm::load(
-        fixtures().join(name),
+        path,
         &LoadOptions {
             dequantize,
             ..Default::default()
@@ -71,12 +77,45 @@ fn load(name: &str, dequantize: bool) -> GgufLlm {
     .unwrap()
 }
 
+/// The default (`Auto`) loads small models dense and says so before loading; above the
+/// threshold it keeps the quantised kernels; `CANDLE_DEQUANTIZE_ALL` is left alone by every load.
+#[test]
+fn auto_dequantize_is_dense_for_small_models() {
+    let path = fixtures().join("tiny_llama_q8_0.gguf");
+    assert!(plans_dense(&path, Dequantize::Auto).unwrap());
+    assert!(!plans_dense(&path, Dequantize::Never).unwrap() || forced_dense());
+    let llm = GgufLlm::load(&path, &LoadOptions::default()).unwrap();
+    assert!(llm.dequantized());
+    assert!(Dequantize::Auto.dense_for(DENSE_AUTO_MAX_BYTES));
+    assert!(!Dequantize::Auto.dense_for(DENSE_AUTO_MAX_BYTES + 1));
+    assert!(Dequantize::Always.dense_for(u64::MAX));
+    assert!(!Dequantize::Never.dense_for(0));
+    let parse = |j: &str| serde_json::from_str::<Dequantize>(j);
+    assert_eq!(parse("true").unwrap(), Dequantize::Always);
+    assert_eq!(parse("false").unwrap(), Dequantize::Never);
+    assert_eq!(parse("\"auto\"").unwrap(), Dequantize::Auto);
+    let err = parse("\"sometimes\"").unwrap_err().to_string();
+    assert!(err.contains("auto"), "{err}");
+    assert_eq!(
+        serde_json::to_string(&Dequantize::Auto).unwrap(),
+        "\"auto\""
+    );
+    assert!(
+        plans_dense(&fixtures().join("absent.gguf"), Dequantize::Auto).is_err(),
+        "a missing file is an error, not a guess"
+    );
+}
+
+fn forced_dense() -> bool {
+    std::env::var_os("CANDLE_DEQUANTIZE_ALL").is_some_and(|s| !s.is_empty() && s != "0")
+}
+
 #[test]
 fn tiny_f32_logits_match_transformers() {
     let r = reference();
     let prompt = ids(&r["prompt_ids"]);
     let tail = r["tail"].as_u64().unwrap() as usize;
-    let mut llm = load("tiny_llama_f32.gguf", false);
+    let mut llm = load("tiny_llama_f32.gguf", Dequantize::Never);
     assert_eq!(llm.architecture(), "llama");
     let got = tail_logits(&mut llm, &prompt, tail);
     let want = rows(&r["logits_f32"]);
@@ -96,7 +135,7 @@ fn tiny_q8_0_logits_match_transformers() {
     let tail = r["tail"].as_u64().unwrap() as usize;
     let want = rows(&r["logits_q8_0_dequantized"]);
     // Dense f32 from the Q8_0 blocks: the same numbers as transformers on the round-tripped weights.
-    let mut dense = load("tiny_llama_q8_0.gguf", true);
+    let mut dense = load("tiny_llama_q8_0.gguf", Dequantize::Always);
     assert!(dense.dequantized());
     let got = tail_logits(&mut dense, &prompt, tail);
     let err_dense = got
@@ -105,7 +144,7 @@ fn tiny_q8_0_logits_match_transformers() {
         .map(|(g, w)| max_abs(g, w))
         .fold(0.0, f32::max);
     // Candle's quantized kernels (activations quantised to Q8 as llama.cpp does).
-    let mut quant = load("tiny_llama_q8_0.gguf", false);
+    let mut quant = load("tiny_llama_q8_0.gguf", Dequantize::Never);
     assert!(!quant.dequantized());
     let got = tail_logits(&mut quant, &prompt, tail);
     let err_quant = got
@@ -126,7 +165,7 @@ fn tiny_q8_0_logits_match_transformers() {
 #[test]
 fn tiny_greedy_ids_match_transformers_generate() {
     let r = reference();
-    let mut llm = load("tiny_llama_f32.gguf", false);
+    let mut llm = load("tiny_llama_f32.gguf", Dequantize::Never);
     let opts = GenerateOptions {
         max_tokens: 24,
         ..Default::default()
@@ -143,7 +182,7 @@ fn tiny_greedy_ids_match_transformers_generate() {
 #[test]
 fn tiny_tokenizer_matches_transformers_on_100_strings() {
     let r = reference();
-    let llm = load("tiny_llama_f32.gguf", false);
+    let llm = load("tiny_llama_f32.gguf", Dequantize::Never);
     let from_json =
         tokenizers::Tokenizer::from_file(fixtures().join("tiny_tokenizer.json")).unwrap();
     let cases = r["tokenizer"].as_array().unwrap();
@@ -197,7 +236,7 @@ fn chat_templates_match_apply_chat_template() {
 
 #[test]
 fn stop_tokens_and_options() {
-    let llm = load("tiny_llama_f32.gguf", false);
+    let llm = load("tiny_llama_f32.gguf", Dequantize::Never);
     let im_end = llm.tokenizer().token_to_id("<|im_end|>").unwrap();
     assert!(llm.stop_ids().contains(&im_end));
     let mut llm = llm;
@@ -328,6 +367,9 @@ fn smollm2_tokenizer_and_template_match_transformers() {
     let Some(path) = smollm2() else { return };
     let r = smollm2_reference();
     let llm = GgufLlm::load(&path, &LoadOptions::default()).unwrap();
+    // 135M parameters (0.5 GiB as f32) are under the threshold: the default runs dense.
+    assert!(llm.dequantized());
+    assert!(plans_dense(&path, Dequantize::Auto).unwrap());
     for case in r["cases"].as_array().unwrap() {
         let user = models::gguf_llm::paper_prompt(
             case["caption"].as_str().unwrap(),
@@ -344,14 +386,7 @@ fn smollm2_tokenizer_and_template_match_transformers() {
 fn smollm2_dense_greedy_tokens_match_transformers() {
     let Some(path) = smollm2() else { return };
     let r = smollm2_reference();
-    let mut dense = GgufLlm::load(
-        &path,
-        &LoadOptions {
-            dequantize: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut dense = load_at(&path, Dequantize::Always);
     let opts = GenerateOptions {
         max_tokens: 16,
         ..Default::default()
@@ -387,7 +422,7 @@ fn smollm2_dense_greedy_tokens_match_transformers() {
 fn smollm2_quantized_divergence_is_reported() {
     let Some(path) = smollm2() else { return };
     let r = smollm2_reference();
-    let mut q = GgufLlm::load(&path, &LoadOptions::default()).unwrap();
+    let mut q = load_at(&path, Dequantize::Never);
     if std::env::var_os("CANDLE_DEQUANTIZE_ALL").is_none() {
         assert!(
             !q.dequantized(),
@@ -419,4 +454,58 @@ fn smollm2_quantized_divergence_is_reported() {
     );
     // Quantised activations move logits by tenths (REFERENCE.md); the first token still agrees.
     assert!(worst_top < 1.0, "{worst_top}");
+}
+
+/// A SentencePiece vocabulary (`tokenizer.ggml.model = "llama"`, scores and no merges, as in
+/// TinyLlama's GGUF) rebuilt from the metadata alone gives transformers' ids and decoded text
+/// (`AutoTokenizer.from_pretrained(gguf_file=)`, `make_llm_fixtures.py --sentencepiece`) on 103
+/// strings, exactly.
+#[test]
+fn sentencepiece_tokenizer_from_gguf_matches_transformers() {
+    let path = fixtures().join("tiny_spm.gguf");
+    let mut reader = std::io::BufReader::new(std::fs::File::open(&path).unwrap());
+    let ct = candle_core::quantized::gguf_file::Content::read(&mut reader).unwrap();
+    let tok = models::gguf_llm::tokenizer_from_gguf(&ct, &path).unwrap();
+    let r: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("tiny_spm_ref.json")).unwrap(),
+    )
+    .unwrap();
+    let cases = r["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 103);
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let got = tok.encode(text, false).unwrap().get_ids().to_vec();
+        assert_eq!(got, ids(&case["ids"]), "{text:?}");
+        assert_eq!(
+            tok.decode(&got, true).unwrap(),
+            case["decoded"].as_str().unwrap(),
+            "{text:?}"
+        );
+    }
+}
+
+/// transformers' `generate_merges` on a hand-checkable vocabulary. The expected list is what
+/// transformers 5.25 returns for it (`generate_merges({t: i}, dict(zip(tokens, scores)))`):
+/// "abc" (score -1) splits as a+bc and ab+c; higher scores first; ties keep vocabulary order.
+#[test]
+fn merges_from_scores_follow_transformers_order() {
+    let tokens: Vec<String> = ["a", "b", "c", "ab", "bc", "abc", "ca"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let scores = [0.0, 0.0, 0.0, -3.0, -2.0, -1.0, -2.0];
+    let m = models::gguf_llm::merges_from_scores(&tokens, &scores);
+    let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+    // abc (-1): (a, bc) ids (0, 4) and (ab, c) ids (3, 2); sorted by ids: (a, bc) then (ab, c);
+    // then by (score, len l, len r) descending: (ab, c) has the longer left piece.
+    assert_eq!(
+        m,
+        vec![
+            pair("ab", "c"),
+            pair("a", "bc"),
+            pair("b", "c"),
+            pair("c", "a"),
+            pair("a", "b"),
+        ]
+    );
 }

@@ -29,7 +29,8 @@ pub mod cache;
 use cache::{CaptionRow, InstructionRow, Table};
 use models::chat_template::ChatMessage;
 use models::gguf_llm::{
-    fill_prompt, first_line, GenerateOptions, GgufLlm, LoadOptions, PAPER_PROMPT,
+    fill_prompt, first_line, plans_dense, Dequantize, GenerateOptions, GgufLlm, LoadOptions,
+    PAPER_PROMPT,
 };
 
 /// Registry name.
@@ -66,8 +67,11 @@ pub struct LmsOptions {
     pub llm_tokenizer: Option<String>,
     /// A chat template (else the GGUF's `tokenizer.chat_template`).
     pub chat_template: Option<String>,
-    /// Run the language model in dense f32 (`CANDLE_DEQUANTIZE_ALL`).
-    pub dequantize: bool,
+    /// `true`: the language model in dense f32 (transformers' numbers); `false`: candle's
+    /// quantised kernels; `"auto"` (the default): dense when the dense weights take at most
+    /// [`models::gguf_llm::DENSE_AUTO_MAX_BYTES`] (2 GiB). `run.json` records the choice as
+    /// `llm_dense_f32`.
+    pub dequantize: Dequantize,
     /// A system message (else the template's default, e.g. SmolLM2's own system turn).
     pub system: Option<String>,
     /// The user message; `[Image caption]` and `[Target Emotion]` are filled in.
@@ -81,7 +85,9 @@ pub struct LmsOptions {
     /// Seed of the sampler (ChaCha8); the job seed is not used, so instructions do not change
     /// with the image seed.
     pub llm_seed: u64,
-    /// The BLIP checkpoint folder (`config.json`, `model.safetensors`, `tokenizer.json`).
+    /// The BLIP checkpoint: a folder (`config.json`, `model.safetensors`, `tokenizer.json`,
+    /// optional `generation_config.json`) or a Hugging Face repo id read from the standard HF
+    /// cache (default `Salesforce/blip-image-captioning-large`; `"download": true` fetches it).
     pub blip: String,
     /// A user `captions.csv` (`source_id,caption`) used instead of BLIP.
     pub captions: Option<String>,
@@ -97,14 +103,14 @@ impl Default for LmsOptions {
             llm: None,
             llm_tokenizer: None,
             chat_template: None,
-            dequantize: false,
+            dequantize: Dequantize::Auto,
             system: None,
             prompt: PAPER_PROMPT.into(),
             max_tokens: 64,
             temperature: 0.0,
             top_p: 1.0,
             llm_seed: 0,
-            blip: "Salesforce/blip-image-captioning-large".into(),
+            blip: models::blip::DEFAULT_REPO.into(),
             captions: None,
             instructions: None,
             stage: Stage::Edit,
@@ -300,6 +306,15 @@ impl Lms {
         self.options.stage
     }
 
+    /// Whether the language model runs (or, not loaded yet, will run) in dense f32; `None` when
+    /// its file cannot be read (no language model is needed when instructions are supplied).
+    pub fn llm_dense(&self) -> Option<bool> {
+        if let Some((llm, _)) = lock(&self.llm).as_ref() {
+            return Some(llm.dequantized());
+        }
+        plans_dense(&self.llm_path, self.options.dequantize).ok()
+    }
+
     fn caption(&self, source_id: &str, source: &RgbImage) -> Result<CaptionRow, EditError> {
         if let Some(user) = &self.user_captions {
             return user.get(source_id).cloned().ok_or_else(|| {
@@ -314,19 +329,20 @@ impl Lms {
         }
         let mut guard = lock(&self.blip);
         if guard.is_none() {
-            let dir = PathBuf::from(&self.options.blip);
-            if !dir.join("model.safetensors").is_file() {
-                return Err(EditError::MissingResource {
-                    method: DISPLAY_NAME.into(),
-                    what: "BLIP captioning weights".into(),
-                    hint: format!(
-                        "{}: expected a folder with config.json, model.safetensors and \
-                         tokenizer.json (option `blip`), or pass captions (option `captions`)",
-                        dir.display()
-                    ),
-                    source: None,
-                });
-            }
+            let dir = models::blip::resolve_checkpoint(
+                &self.options.blip,
+                ip2p_download(&self.ip2p_options),
+            )
+            .map_err(|e| {
+                EditError::missing_resource(
+                    DISPLAY_NAME,
+                    "BLIP captioning weights",
+                    "option `blip`: a folder with config.json, model.safetensors and \
+                         tokenizer.json, or a Hugging Face repo id; or pass captions (option \
+                         `captions`)",
+                    e,
+                )
+            })?;
             let device = ip2p_device(&self.ip2p_options)?;
             let b = BlipCaptioner::load(&dir, &device).map_err(backend)?;
             let sha = sha256_file(b.weights_path()).map_err(backend)?;
@@ -464,6 +480,13 @@ impl Lms {
     }
 }
 
+/// InstructPix2Pix's `download` option, which also lets BLIP's repo id be fetched.
+fn ip2p_download(ip2p: &serde_json::Value) -> bool {
+    ip2p.get("download")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
+}
+
 fn ip2p_device(ip2p: &serde_json::Value) -> Result<candle_core::Device, EditError> {
     let name = ip2p.get("device").and_then(|v| v.as_str()).unwrap_or("cpu");
     parse_device(name).map_err(|r| invalid("device", r.to_string()))
@@ -502,6 +525,7 @@ impl EditMethod for Lms {
                 "resolved_llm".into(),
                 self.llm_path.display().to_string().into(),
             );
+            obj.insert("llm_dense_f32".into(), self.llm_dense().into());
             obj.insert(
                 "ip2p".into(),
                 match &self.ip2p {

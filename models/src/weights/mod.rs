@@ -170,7 +170,7 @@ pub fn resolve_model_dir_in(
     if !is_repo_id(spec) {
         return Err(WeightsError::NotFound {
             path: path.to_path_buf(),
-            hint: " (give a diffusers folder or a Hugging Face repo id such as \
+            hint: " (give a local folder or a Hugging Face repo id such as \
                    timbrooks/instruct-pix2pix)"
                 .into(),
         });
@@ -194,7 +194,7 @@ pub fn resolve_model_dir_in(
                 repo: spec.to_string(),
                 message: format!(
                     "{} file(s) not in the Hugging Face cache at {} (first: {}); set \
-                     \"download\": true in --options when online, or pass a local diffusers folder",
+                     \"download\": true in --options when online, or pass a local folder",
                     missing.len(),
                     cache.path().display(),
                     missing[0]
