@@ -160,7 +160,9 @@ fn stages(styler: &Styler, net: &StyleNet, params: &[PatchParams]) -> Result<()>
         (total_variation(x.as_tensor())? * c.lambda_tv)?.backward()
     })?;
     let glob = timed("global clip forward", || {
-        let f = styler.vision.forward(&clip_normalize(x.as_tensor(), size)?)?;
+        let f = styler
+            .vision
+            .forward(&clip_normalize(x.as_tensor(), size)?)?;
         directional_loss(&f, &styler.source_feature, &styler.text_direction, None)?.mean_all()
     })?;
     timed("global clip backward", || (glob * c.lambda_dir)?.backward())?;

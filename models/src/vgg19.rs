@@ -290,17 +290,7 @@ pub fn relu_torch(x: &Tensor) -> candle_core::Result<Tensor> {
     x.mul(&mask)
 }
 
-/// The contiguous `f32` data of a CPU storage.
-fn cpu_slice<'a>(
-    storage: &'a CpuStorage,
-    layout: &Layout,
-    op: &str,
-) -> candle_core::Result<&'a [f32]> {
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("{op}: the input must be contiguous");
-    };
-    Ok(&storage.as_slice::<f32>()?[start..end])
-}
+use crate::kernels::conv_op::cpu_slice;
 
 /// Chunk length for the parallel elementwise passes.
 const CHUNK: usize = 1 << 16;

@@ -37,7 +37,7 @@ pub fn conv2d(
 }
 
 /// The contiguous `f32` data of a CPU storage.
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+pub(crate) fn cpu_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
         None => candle_core::bail!("{op}: the input must be contiguous"),
@@ -93,9 +93,9 @@ impl CustomOp3 for CpuConv {
         if h + 2 * shape.pad < shape.k || w + 2 * shape.pad < shape.k {
             candle_core::bail!("cpu-conv2d: input {h}x{w} is smaller than the kernel");
         }
-        let x = slice(s1, l1, "cpu-conv2d")?;
-        let wt = slice(s2, l2, "cpu-conv2d")?;
-        let b = slice(s3, l3, "cpu-conv2d")?;
+        let x = cpu_slice(s1, l1, "cpu-conv2d")?;
+        let wt = cpu_slice(s2, l2, "cpu-conv2d")?;
+        let b = cpu_slice(s3, l3, "cpu-conv2d")?;
         let out = conv2d_nchw(x, (n, h, w), shape, wt, Some(b));
         let (ho, wo) = shape.output_size(h, w);
         Ok((CpuStorage::F32(out), Shape::from((n, shape.cout, ho, wo))))
@@ -158,13 +158,17 @@ impl CustomOp2 for InputGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let g = slice(s1, l1, "cpu-conv2d-input-grad")?;
-        let wt = slice(s2, l2, "cpu-conv2d-input-grad")?;
+        let g = cpu_slice(s1, l1, "cpu-conv2d-input-grad")?;
+        let wt = cpu_slice(s2, l2, "cpu-conv2d-input-grad")?;
         let (n, cout, oh, ow) = l1.shape().dims4()?;
         let (wcout, cin, k, _) = l2.shape().dims4()?;
         let (s, p) = (self.stride, self.padding);
         if wcout != cout || p >= k {
-            candle_core::bail!("cpu-conv2d-input-grad: gradient {:?}, kernel {:?}", l1.shape(), l2.shape());
+            candle_core::bail!(
+                "cpu-conv2d-input-grad: gradient {:?}, kernel {:?}",
+                l1.shape(),
+                l2.shape()
+            );
         }
         // The transposed kernel (cin, cout, k, k), spatially flipped.
         let mut flipped = vec![0f32; wt.len()];
@@ -231,8 +235,8 @@ impl CustomOp2 for KernelGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = slice(s1, l1, "cpu-conv2d-kernel-grad")?;
-        let g = slice(s2, l2, "cpu-conv2d-kernel-grad")?;
+        let x = cpu_slice(s1, l1, "cpu-conv2d-kernel-grad")?;
+        let g = cpu_slice(s2, l2, "cpu-conv2d-kernel-grad")?;
         let (n, cin, h, w) = l1.shape().dims4()?;
         let (_, cout, ho, wo) = l2.shape().dims4()?;
         let (CpuConv { padding, stride }, k) = (self.0, self.1);

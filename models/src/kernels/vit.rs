@@ -179,7 +179,8 @@ fn layer_norm(x: &[f32], d: usize, w: &NormWeights, eps: f64, save: bool) -> (Ve
             let inv = 1.0 / (var + eps).sqrt();
             *r = inv as f32;
             let (mean, inv) = (mean as f32, inv as f32);
-            for ((((o, xh), &v), &g), &b) in o.iter_mut().zip(xh).zip(x).zip(&w.gamma).zip(&w.beta) {
+            for ((((o, xh), &v), &g), &b) in o.iter_mut().zip(xh).zip(x).zip(&w.gamma).zip(&w.beta)
+            {
                 *xh = (v - mean) * inv;
                 *o = *xh * g + b;
             }
@@ -220,7 +221,13 @@ fn sigmoid_1702(u: f32) -> f32 {
 
 /// Multi-head attention on rows of (scaled q | k | v): returns the concatenated head outputs
 /// (rows, d) and the attention weights (batch, heads, t, t).
-fn attention_forward(qkv: &[f32], b: usize, t: usize, heads: usize, d: usize) -> (Vec<f32>, Vec<f32>) {
+fn attention_forward(
+    qkv: &[f32],
+    b: usize,
+    t: usize,
+    heads: usize,
+    d: usize,
+) -> (Vec<f32>, Vec<f32>) {
     let hd = d / heads;
     let mut out = vec![0f32; b * t * d];
     let mut probs = vec![0f32; b * heads * t * t];
@@ -268,7 +275,10 @@ fn attention_backward(
     let mut dqkv = vec![0f32; b * t * 3 * d];
     dqkv.par_chunks_mut(t * 3 * d)
         .zip(dout.par_chunks(t * d))
-        .zip(qkv.par_chunks(t * 3 * d).zip(probs.par_chunks(heads * t * t)))
+        .zip(
+            qkv.par_chunks(t * 3 * d)
+                .zip(probs.par_chunks(heads * t * t)),
+        )
         .for_each(|((dqkv, dout), (qkv, probs))| {
             let mut ds = vec![0f32; t * t];
             for (h, p) in probs.chunks(t * t).enumerate() {
@@ -344,7 +354,9 @@ fn layer_forward(
     let (a, probs) = attention_forward(&qkv, b, t, heads, d);
     let mut x2 = linear(&a, rows, &w.out_weight, &w.out_bias);
     drop(a);
-    x2.par_iter_mut().zip(x.par_iter()).for_each(|(y, &r)| *y += r);
+    x2.par_iter_mut()
+        .zip(x.par_iter())
+        .for_each(|(y, &r)| *y += r);
     let (h2, norm2) = layer_norm(&x2, d, &w.norm2, eps, save);
     let pre_act = linear(&h2, rows, &w.fc1_weight, &w.fc1_bias);
     drop(h2);
@@ -358,7 +370,9 @@ fn layer_forward(
             }
         });
     let mut y = linear(&act, rows, &w.fc2_weight, &w.fc2_bias);
-    y.par_iter_mut().zip(x2.par_iter()).for_each(|(y, &r)| *y += r);
+    y.par_iter_mut()
+        .zip(x2.par_iter())
+        .for_each(|(y, &r)| *y += r);
     let saved = save.then_some(LayerSaved {
         norm1,
         qkv,
@@ -410,26 +424,36 @@ fn layer_backward(
 /// Runs the tower on `batch` CLIP-normalised images (batch, 3, image_size, image_size),
 /// row-major; returns the (batch, projection) embeddings and, with `save`, what [`backward`]
 /// needs.
-pub fn forward(w: &VitWeights, images: &[f32], batch: usize, save: bool) -> (Vec<f32>, Option<VitSaved>) {
+pub fn forward(
+    w: &VitWeights,
+    images: &[f32],
+    batch: usize,
+    save: bool,
+) -> (Vec<f32>, Option<VitSaved>) {
     let (d, p, g, t) = (w.d, w.patch, w.grid(), w.tokens());
     let s = w.image_size;
     let pp = 3 * p * p;
     // Patches as rows (image, gy, gx) of (channel, py, px), the stride-p convolution's order.
     let mut patches = vec![0f32; batch * g * g * pp];
-    patches
-        .par_chunks_mut(pp)
-        .enumerate()
-        .for_each(|(r, row)| {
-            let (bi, gy, gx) = (r / (g * g), r / g % g, r % g);
-            for c in 0..3 {
-                for py in 0..p {
-                    let src = ((bi * 3 + c) * s + gy * p + py) * s + gx * p;
-                    row[(c * p + py) * p..(c * p + py + 1) * p].copy_from_slice(&images[src..src + p]);
-                }
+    patches.par_chunks_mut(pp).enumerate().for_each(|(r, row)| {
+        let (bi, gy, gx) = (r / (g * g), r / g % g, r % g);
+        for c in 0..3 {
+            for py in 0..p {
+                let src = ((bi * 3 + c) * s + gy * p + py) * s + gx * p;
+                row[(c * p + py) * p..(c * p + py + 1) * p].copy_from_slice(&images[src..src + p]);
             }
-        });
+        }
+    });
     let mut emb = vec![0f32; batch * g * g * d];
-    mul_bt(batch * g * g, d, pp, &mut emb, &patches, &w.patch_weight, false);
+    mul_bt(
+        batch * g * g,
+        d,
+        pp,
+        &mut emb,
+        &patches,
+        &w.patch_weight,
+        false,
+    );
     drop(patches);
     let mut tokens = vec![0f32; batch * t * d];
     tokens
@@ -501,7 +525,15 @@ pub fn backward(w: &VitWeights, saved: &VitSaved, dout: &[f32]) -> Vec<f32> {
         .collect();
     drop(dtokens);
     let mut dpatches = vec![0f32; batch * g * g * pp];
-    mul(batch * g * g, pp, d, &mut dpatches, &demb, &w.patch_weight, false);
+    mul(
+        batch * g * g,
+        pp,
+        d,
+        &mut dpatches,
+        &demb,
+        &w.patch_weight,
+        false,
+    );
     let mut dimg = vec![0f32; batch * 3 * s * s];
     // Each (image, channel, pixel row) of the input belongs to one patch row band.
     dimg.par_chunks_mut(s).enumerate().for_each(|(r, row)| {
