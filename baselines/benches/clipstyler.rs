@@ -1,6 +1,10 @@
 //! One CLIPstyler iteration at 512x512 (64 crops through CLIP ViT-B/32, VGG19 content loss,
 //! StyleNet backward, Adam step) with random weights: compare with
-//! `bench/bench_iteration.py`. `ITERS` (default 2) iterations are timed one by one.
+//! `bench/python/clipstyler_bench.py`. `ITERS` (default 2) iterations are timed one by one.
+//! `STAGES=1` instead times the stages of one iteration separately (StyleNet forward, VGG
+//! content loss forward + backward, total variation, global CLIP loss, each chunk of crops
+//! split into augmentation, CLIP forward and backward, StyleNet backward) to show where the
+//! time goes.
 
 use std::time::Instant;
 
@@ -90,6 +94,15 @@ fn main() -> Result<()> {
         step_size: 100,
         gamma: 0.5,
     };
+    if std::env::var("STAGES").is_ok_and(|v| v == "1") {
+        let params: Vec<PatchParams> = (0..64)
+            .map(|_| PatchParams::draw(&mut rng, 512, 512, 128, 0.5))
+            .collect();
+        for _ in 0..iters {
+            stages(&styler, &net, &params)?;
+        }
+        return Ok(());
+    }
     let mut last = Instant::now();
     let mut cpu = cpu_seconds();
     styler.run(&net, vars, iters, sched, |e| {
@@ -112,6 +125,86 @@ fn main() -> Result<()> {
         iters - 1,
         last.elapsed().as_secs_f64(),
         cpu_seconds() - cpu
+    );
+    Ok(())
+}
+
+/// Wall and CPU seconds of `f`, printed under `what`.
+fn timed<R>(what: &str, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    let (t, c) = (Instant::now(), cpu_seconds());
+    let r = f()?;
+    println!(
+        "  {what:<28} wall {:7.3} s  cpu {:7.3} s",
+        t.elapsed().as_secs_f64(),
+        cpu_seconds() - c
+    );
+    Ok(r)
+}
+
+/// One iteration's work, stage by stage, as `Styler::loss_and_grad` and `Styler::run` do it.
+fn stages(styler: &Styler, net: &StyleNet, params: &[PatchParams]) -> Result<()> {
+    use baselines::clipstyler::{directional_loss, total_variation};
+    use models::clip_vision::clip_normalize;
+    let (t0, c0) = (Instant::now(), cpu_seconds());
+    let c = &styler.config;
+    let size = styler.vision.config().image_size;
+    let target = timed("stylenet forward", || net.forward(&styler.content, true))?;
+    let x = candle_core::Var::from_tensor(&target.detach())?;
+    let feats = timed("vgg forward", || styler.vgg.forward(x.as_tensor()))?;
+    let mut content = Tensor::zeros((), DType::F32, x.device())?;
+    for (f, cf) in feats.iter().zip(&styler.content_features) {
+        content = (content + (f - cf)?.sqr()?.mean_all()?)?;
+    }
+    timed("vgg backward", || (content * c.lambda_c)?.backward())?;
+    timed("tv forward + backward", || {
+        (total_variation(x.as_tensor())? * c.lambda_tv)?.backward()
+    })?;
+    let glob = timed("global clip forward", || {
+        let f = styler
+            .vision
+            .forward(&clip_normalize(x.as_tensor(), size)?)?;
+        directional_loss(&f, &styler.source_feature, &styler.text_direction, None)?.mean_all()
+    })?;
+    timed("global clip backward", || (glob * c.lambda_dir)?.backward())?;
+    let (mut aug, mut fwd, mut bwd) = ((0.0, 0.0), (0.0, 0.0), (0.0, 0.0));
+    let mut add = |acc: &mut (f64, f64), t: Instant, cpu: f64| {
+        acc.0 += t.elapsed().as_secs_f64();
+        acc.1 += cpu_seconds() - cpu;
+    };
+    for chunk in params.chunks(c.batch.max(1)) {
+        let (t, cpu) = (Instant::now(), cpu_seconds());
+        let patches = clip_normalize(
+            &models::augment::augment_patches(x.as_tensor(), chunk, c.crop_size, size)?,
+            size,
+        )?;
+        add(&mut aug, t, cpu);
+        let (t, cpu) = (Instant::now(), cpu_seconds());
+        let feat = styler.vision.forward(&patches)?;
+        let l = directional_loss(
+            &feat,
+            &styler.source_feature,
+            &styler.text_direction,
+            Some(c.thresh),
+        )?
+        .sum_all()?;
+        add(&mut fwd, t, cpu);
+        let (t, cpu) = (Instant::now(), cpu_seconds());
+        ((l / params.len() as f64)? * c.lambda_patch)?.backward()?;
+        add(&mut bwd, t, cpu);
+    }
+    for (what, (w, cpu)) in [
+        ("patches: augment + resize", aug),
+        ("patches: clip forward", fwd),
+        ("patches: clip+augment bwd", bwd),
+    ] {
+        println!("  {what:<28} wall {w:7.3} s  cpu {cpu:7.3} s");
+    }
+    let g = target.zeros_like()?;
+    timed("stylenet backward", || (&target * g)?.sum_all()?.backward())?;
+    println!(
+        "iteration (stages): wall {:.2} s, cpu {:.2} s",
+        t0.elapsed().as_secs_f64(),
+        cpu_seconds() - c0
     );
     Ok(())
 }

@@ -1,6 +1,8 @@
 """One CLIPstyler iteration at 512x512 (64 crops through CLIP ViT-B/32, VGG19 content loss,
 Adam step) in PyTorch with random weights and 2 threads: the reference for the Rust timing
-(`cargo run --example bench_iteration`)."""
+(`cargo bench -p emobench-baselines --bench clipstyler`). `STAGES=1` times the stages of one
+iteration separately, each loss backpropagated on its own to a detached copy of the StyleNet
+output, as the Rust bench's `STAGES=1` does."""
 
 import os
 import sys
@@ -64,6 +66,67 @@ with torch.no_grad():
     tdir = tdir / tdir.norm(dim=-1, keepdim=True)
 cropper = T.RandomCrop(128)
 augment = T.Compose([T.RandomPerspective(fill=0, p=1, distortion_scale=0.5), T.Resize(224)])
+
+
+def tv(x):
+    # CLIPstyler's get_image_prior_losses (lambda_tv 2e-3).
+    d1 = x[:, :, :, :-1] - x[:, :, :, 1:]
+    d2 = x[:, :, :-1, :] - x[:, :, 1:, :]
+    d3 = x[:, :, 1:, :-1] - x[:, :, :-1, 1:]
+    d4 = x[:, :, :-1, :-1] - x[:, :, 1:, 1:]
+    return torch.norm(d1) + torch.norm(d2) + torch.norm(d3) + torch.norm(d4)
+
+
+def timed(what, f):
+    t0, c0 = time.time(), time.process_time()
+    r = f()
+    print(f"  {what:<28} wall {time.time() - t0:7.3f} s  cpu {time.process_time() - c0:7.3f} s", flush=True)
+    return r
+
+
+def directional(feat, thresh=None):
+    f = feat / feat.clone().norm(dim=-1, keepdim=True)
+    d = f - src
+    d = d / d.clone().norm(dim=-1, keepdim=True)
+    loss = 1 - torch.cosine_similarity(d, tdir.repeat(d.shape[0], 1), dim=1)
+    if thresh is not None:
+        loss[loss < thresh] = 0
+    return loss
+
+
+def stages():
+    t0, c0 = time.time(), time.process_time()
+    target = timed("stylenet forward", lambda: net(content))
+    x = target.detach().requires_grad_(True)
+    tf = timed("vgg forward", lambda: feats((x - mean) / std))
+    content_loss = torch.mean((tf["21"] - cf["21"]) ** 2) + torch.mean((tf["31"] - cf["31"]) ** 2)
+    timed("vgg backward", lambda: (150 * content_loss).backward())
+    timed("tv forward + backward", lambda: (2e-3 * tv(x)).backward())
+    glob = timed("global clip forward", lambda: directional(enc(clip_norm(x))).mean())
+    timed("global clip backward", lambda: (500 * glob).backward())
+    acc = {"aug": [0, 0], "fwd": [0, 0], "bwd": [0, 0]}
+    for _ in range(8):
+        for key in ("aug", "fwd", "bwd"):
+            t, c = time.time(), time.process_time()
+            if key == "aug":
+                aug = clip_norm(torch.cat([augment(cropper(x)) for _ in range(8)], 0))
+            elif key == "fwd":
+                lt = directional(enc(aug), 0.7).sum()
+            else:
+                (9000 * lt / 64).backward()
+            acc[key][0] += time.time() - t
+            acc[key][1] += time.process_time() - c
+    for what, key in (("patches: augment + resize", "aug"), ("patches: clip forward", "fwd"), ("patches: clip+augment bwd", "bwd")):
+        print(f"  {what:<28} wall {acc[key][0]:7.3f} s  cpu {acc[key][1]:7.3f} s", flush=True)
+    timed("stylenet backward", lambda: (target * x.grad).sum().backward())
+    print(f"iteration (stages): wall {time.time() - t0:.2f} s, cpu {time.process_time() - c0:.2f} s", flush=True)
+
+
+if os.environ.get("STAGES") == "1":
+    for _ in range(int(os.environ.get("ITERS", "1"))):
+        stages()
+    sys.exit(0)
+
 for it in range(int(os.environ.get("ITERS", "2"))):
     t0 = time.time()
     c0 = time.process_time()
@@ -82,7 +145,7 @@ for it in range(int(os.environ.get("ITERS", "2"))):
     gd = g - src
     gd = gd / gd.clone().norm(dim=-1, keepdim=True)
     lg = (1 - torch.cosine_similarity(gd, tdir, dim=1)).mean()
-    total = 9000 * lt.mean() + 150 * content_loss + 500 * lg
+    total = 9000 * lt.mean() + 150 * content_loss + 500 * lg + 2e-3 * tv(target)
     opt.zero_grad()
     total.backward()
     opt.step()

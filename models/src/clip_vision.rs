@@ -11,9 +11,18 @@
 //! backward: layer norm is written from candle ops (candle-nn's fused layer norm drops
 //! gradients), softmax likewise, and the patch embedding is a reshape plus matmul (the same
 //! numbers as the stride-`patch` convolution without bias).
+//!
+//! On the CPU in f32 (unless `EMOBENCH_CANDLE_OPS=1`) the image tower runs as one custom op
+//! over `crate::kernels::vit`, whose backward computes only the input gradient: the weights are
+//! constants for every caller (CLIPstyler trains only its StyleNet), and candle's matmul backward
+//! would compute every weight gradient as well.
 
-use candle_core::{DType, Device, Module, Result, Tensor, D};
+use std::sync::{Arc, Mutex};
+
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Result, Shape, Tensor, D};
 use candle_nn::{Linear, VarBuilder};
+
+use crate::kernels::vit::{self, NormWeights, VitLayer, VitSaved, VitWeights};
 
 /// The architecture of a CLIP model (both towers).
 #[derive(Debug, Clone, PartialEq)]
@@ -201,6 +210,8 @@ pub struct ClipVision {
     layers: Vec<Layer>,
     post_norm: LayerNorm,
     projection: Linear,
+    /// The same weights for the fused CPU tower (CPU `f32` weights only).
+    fused: Option<Arc<VitWeights>>,
 }
 
 impl ClipVision {
@@ -223,7 +234,7 @@ impl ClipVision {
                 )
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self {
+        let mut tower = Self {
             config: c.clone(),
             patch_weight: e.get((d, 3, p, p), "patch_embedding.weight")?,
             class_embedding: e.get(d, "class_embedding")?,
@@ -232,6 +243,68 @@ impl ClipVision {
             layers,
             post_norm: LayerNorm::new(v.pp("post_layernorm"), d, c.layer_norm_eps)?,
             projection: candle_nn::linear_no_bias(d, c.projection_dim, vb.pp("visual_projection"))?,
+            fused: None,
+        };
+        if crate::kernels::fused_cpu(&tower.patch_weight) {
+            tower.fused = Some(Arc::new(tower.fused_weights()?));
+        }
+        Ok(tower)
+    }
+
+    /// The weights as flat `f32` vectors for `crate::kernels::vit`.
+    fn fused_weights(&self) -> Result<VitWeights> {
+        let c = &self.config;
+        let flat = |t: &Tensor| -> Result<Vec<f32>> { t.flatten_all()?.to_vec1::<f32>() };
+        let norm = |n: &LayerNorm| -> Result<NormWeights> {
+            Ok(NormWeights {
+                gamma: flat(&n.weight)?,
+                beta: flat(&n.bias)?,
+            })
+        };
+        let bias = |l: &Linear| -> Result<Vec<f32>> {
+            match l.bias() {
+                Some(b) => flat(b),
+                None => candle_core::bail!("CLIP vision: a linear layer without bias"),
+            }
+        };
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                let mut qkv_weight = flat(l.q.weight())?;
+                qkv_weight.extend(flat(l.k.weight())?);
+                qkv_weight.extend(flat(l.v.weight())?);
+                let mut qkv_bias = bias(&l.q)?;
+                qkv_bias.extend(bias(&l.k)?);
+                qkv_bias.extend(bias(&l.v)?);
+                Ok(VitLayer {
+                    norm1: norm(&l.norm1)?,
+                    qkv_weight,
+                    qkv_bias,
+                    out_weight: flat(l.out.weight())?,
+                    out_bias: bias(&l.out)?,
+                    norm2: norm(&l.norm2)?,
+                    fc1_weight: flat(l.fc1.weight())?,
+                    fc1_bias: bias(&l.fc1)?,
+                    fc2_weight: flat(l.fc2.weight())?,
+                    fc2_bias: bias(&l.fc2)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(VitWeights {
+            d: c.vision_hidden,
+            inner: c.vision_intermediate,
+            heads: c.vision_heads,
+            image_size: c.image_size,
+            patch: c.patch_size,
+            eps: c.layer_norm_eps,
+            patch_weight: flat(&self.patch_weight)?,
+            class_embedding: flat(&self.class_embedding)?,
+            position_embedding: flat(&self.position_embedding)?,
+            pre_norm: norm(&self.pre_norm)?,
+            layers,
+            post_norm: norm(&self.post_norm)?,
+            projection: flat(self.projection.weight())?,
         })
     }
 
@@ -251,6 +324,16 @@ impl ClipVision {
                 images.dims(),
                 s = c.image_size
             );
+        }
+        if let Some(w) = &self.fused {
+            if crate::kernels::fused_cpu(images) {
+                let op = FusedVision {
+                    weights: w.clone(),
+                    save: images.track_op(),
+                    saved: Arc::new(Mutex::new(None)),
+                };
+                return images.contiguous()?.apply_op1(op);
+            }
         }
         let p = c.patch_size;
         let g = c.image_size / p;
@@ -272,6 +355,57 @@ impl ClipVision {
         }
         let pooled = self.post_norm.forward(&x.narrow(1, 0, 1)?.squeeze(1)?)?;
         self.projection.forward(&pooled)
+    }
+}
+
+/// The image tower as one CPU op: forward through `kernels::vit`, keeping its activations
+/// when the input needs a gradient; the backward gives the input gradient only.
+#[derive(Clone)]
+struct FusedVision {
+    weights: Arc<VitWeights>,
+    save: bool,
+    saved: Arc<Mutex<Option<VitSaved>>>,
+}
+
+impl std::fmt::Debug for FusedVision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FusedVision(save: {})", self.save)
+    }
+}
+
+impl CustomOp1 for FusedVision {
+    fn name(&self) -> &'static str {
+        "clip-vision"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("clip-vision: the input must be contiguous");
+        };
+        let x = &storage.as_slice::<f32>()?[start..end];
+        let batch = layout.shape().dims4()?.0;
+        let (out, saved) = vit::forward(&self.weights, x, batch, self.save);
+        if saved.is_some() {
+            *self
+                .saved
+                .lock()
+                .map_err(|_| candle_core::Error::Msg("clip-vision: poisoned lock".into()))? = saved;
+        }
+        let k = out.len() / batch.max(1);
+        Ok((CpuStorage::F32(out), Shape::from((batch, k))))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let guard = self
+            .saved
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("clip-vision: poisoned lock".into()))?;
+        let Some(saved) = guard.as_ref() else {
+            candle_core::bail!("clip-vision: backward without saved activations");
+        };
+        let dout = grad_res.flatten_all()?.to_vec1::<f32>()?;
+        let dx = vit::backward(&self.weights, saved, &dout);
+        Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
     }
 }
 

@@ -12,7 +12,7 @@
 //! [`StyleNet::init`] draws PyTorch's default initialisation distributions from a seeded
 //! ChaCha8 generator (see [`init_var_map`]).
 
-use candle_core::{CpuStorage, DType, Device, Layout, Result, Shape, Tensor, Var, D};
+use candle_core::{DType, Device, Result, Tensor, Var, D};
 use candle_nn::{VarBuilder, VarMap};
 use rand::Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -33,101 +33,6 @@ pub fn instance_norm(x: &Tensor, eps: f64) -> Result<Tensor> {
 pub fn upsample_bilinear2x(x: &Tensor) -> Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
     crate::augment::interpolate_bilinear(x, 2 * h, 2 * w)
-}
-
-/// `conv2d` (dilation 1, one group) whose backward computes the input gradient as a
-/// convolution of the (zero-dilated) output gradient with the flipped kernel, i.e. im2col +
-/// gemm; candle's own backward uses its direct `conv_transpose2d` loop, which is much slower
-/// on the CPU at StyleNet's 512x512 layers. The kernel gradient is candle's formula.
-#[derive(Debug, Clone, Copy)]
-struct FastConv2d {
-    padding: usize,
-    stride: usize,
-}
-
-fn cpu_tensor(s: &CpuStorage, l: &Layout) -> Result<Tensor> {
-    let data = s.as_slice::<f32>()?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => Tensor::from_slice(&data[a..b], l.shape(), &Device::Cpu),
-        None => candle_core::bail!("fast conv2d: non-contiguous input"),
-    }
-}
-
-/// Inserts `s - 1` zeros between the elements of the last two dimensions.
-fn dilate(g: &Tensor, s: usize) -> Result<Tensor> {
-    if s == 1 {
-        return Ok(g.clone());
-    }
-    let (b, c, h, w) = g.dims4()?;
-    let z = g.zeros_like()?;
-    let mut parts = vec![g.clone()];
-    parts.extend(std::iter::repeat_n(z, s - 1));
-    let w2 = (w - 1) * s + 1;
-    let g = Tensor::stack(&parts, 4)?
-        .reshape((b, c, h, w * s))?
-        .narrow(3, 0, w2)?;
-    let z = g.zeros_like()?;
-    let mut parts = vec![g.clone()];
-    parts.extend(std::iter::repeat_n(z, s - 1));
-    Tensor::stack(&parts, 3)?
-        .reshape((b, c, h * s, w2))?
-        .narrow(2, 0, (h - 1) * s + 1)
-}
-
-impl candle_core::CustomOp2 for FastConv2d {
-    fn name(&self) -> &'static str {
-        "fast-bwd-conv2d"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = cpu_tensor(s1, l1)?;
-        let w = cpu_tensor(s2, l2)?;
-        let y = x.conv2d(&w, self.padding, self.stride, 1, 1)?;
-        let shape = y.shape().clone();
-        let data = y.flatten_all()?.to_vec1::<f32>()?;
-        Ok((CpuStorage::F32(data), shape))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (p, s) = (self.padding, self.stride);
-        let (_, _, k, _) = w.dims4()?;
-        let (_, _, ih, iw) = x.dims4()?;
-        let rev = Tensor::from_vec((0..k as u32).rev().collect::<Vec<_>>(), k, w.device())?;
-        let wt = w
-            .transpose(0, 1)?
-            .contiguous()?
-            .index_select(&rev, 2)?
-            .index_select(&rev, 3)?
-            .contiguous()?;
-        // Full correlation of the dilated gradient; rows / columns of the input that the
-        // strided forward reached only partly (odd sizes) come from extra zeros at the end.
-        let (_, _, oh, ow) = grad.dims4()?;
-        let rh = ih - ((oh - 1) * s + k - 2 * p);
-        let rw = iw - ((ow - 1) * s + k - 2 * p);
-        let q = k - 1 - p;
-        let gx = dilate(grad, s)?
-            .pad_with_zeros(2, q, q + rh)?
-            .pad_with_zeros(3, q, q + rw)?
-            .conv2d(&wt, 0, 1, 1, 1)?;
-        let gk = x
-            .transpose(0, 1)?
-            .conv2d(&grad.transpose(0, 1)?, p, 1, s, 1)?
-            .transpose(0, 1)?;
-        let gk = gk.narrow(2, 0, k)?.narrow(3, 0, k)?;
-        Ok((Some(gx), Some(gk)))
-    }
 }
 
 /// A convolution with bias and a square kernel, differentiable, with the fast input gradient
@@ -153,17 +58,7 @@ impl Conv {
 
     /// Applies the convolution to (b, cin, h, w).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let k = self.weight.dim(2)?;
-        let y = if crate::kernels::fused_cpu(x) && self.padding < k {
-            let op = FastConv2d {
-                padding: self.padding,
-                stride: self.stride,
-            };
-            x.contiguous()?.apply_op2(&self.weight.contiguous()?, op)?
-        } else {
-            x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?
-        };
-        y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
+        crate::kernels::conv_op::conv2d(x, &self.weight, &self.bias, self.padding, self.stride)
     }
 }
 

@@ -21,16 +21,14 @@
 //! ReLU passes the gradient at exactly zero, so this module uses [`max_pool2x2`] and
 //! [`relu_torch`] instead.
 //!
-//! On the CPU (f32 weights) the convolutions run through emobench's CPU kernels
-//! (`crate::kernels::conv2d_nchw`) as a custom op whose backward computes only the input
-//! gradient (a convolution with the transposed, flipped kernel): candle's conv2d is single-pass
-//! im2col and its backward also computes the (unused) kernel gradient. On other devices candle's
-//! `conv2d` runs. Both agree with PyTorch to ~1e-7 relative.
+//! The convolutions are `crate::kernels::conv_op::conv2d`: on the CPU in f32 a custom op over
+//! emobench's CPU kernels whose backward computes only the input gradient for these constant
+//! weights (candle's conv2d is single-pass im2col and its backward also computes the unused
+//! kernel gradient); on other devices candle's `conv2d`. Both agree with PyTorch to ~1e-7
+//! relative.
 
-use std::sync::Arc;
-
-use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Shape, Tensor, D};
-use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, D};
+use candle_nn::VarBuilder;
 
 /// ImageNet channel means of torchvision's pretrained models (RGB, [0, 1] scale).
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -292,17 +290,7 @@ pub fn relu_torch(x: &Tensor) -> candle_core::Result<Tensor> {
     x.mul(&mask)
 }
 
-/// The contiguous `f32` data of a CPU storage.
-fn cpu_slice<'a>(
-    storage: &'a CpuStorage,
-    layout: &Layout,
-    op: &str,
-) -> candle_core::Result<&'a [f32]> {
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("{op}: the input must be contiguous");
-    };
-    Ok(&storage.as_slice::<f32>()?[start..end])
-}
+use crate::kernels::conv_op::cpu_slice;
 
 /// Chunk length for the parallel elementwise passes.
 const CHUNK: usize = 1 << 16;
@@ -560,123 +548,15 @@ fn imagenet_constants(dev: &Device, dtype: DType) -> candle_core::Result<(Tensor
     Ok((mean, std))
 }
 
-/// The weights of a 3x3, padding-1 convolution as flat `f32` (cout, cin, 3, 3).
-#[derive(Debug)]
-struct Kernel3x3 {
-    weight: Vec<f32>,
-    bias: Option<Vec<f32>>,
-    cin: usize,
-    cout: usize,
-}
-
-impl Kernel3x3 {
-    /// The kernel whose convolution is this one's transpose: (cin, cout, 3, 3), spatially
-    /// flipped, no bias. Its convolution (padding 1) maps an output gradient to the input
-    /// gradient.
-    fn transposed(&self) -> Self {
-        let (cin, cout) = (self.cin, self.cout);
-        let mut weight = vec![0f32; self.weight.len()];
-        for o in 0..cout {
-            for i in 0..cin {
-                for k in 0..9 {
-                    weight[(i * cout + o) * 9 + (8 - k)] = self.weight[(o * cin + i) * 9 + k];
-                }
-            }
-        }
-        Self {
-            weight,
-            bias: None,
-            cin: cout,
-            cout: cin,
-        }
-    }
-}
-
-/// A convolution with constant weights on the CPU through emobench's CPU kernels (one GEMM per
-/// band of rows, multi-threaded), with a backward that computes only the input gradient:
-/// candle's own conv2d backward also computes the kernel's gradient, wasted work here.
-#[derive(Clone)]
-struct CpuConv {
-    this: Arc<Kernel3x3>,
-    other: Arc<Kernel3x3>,
-}
-
-impl std::fmt::Debug for CpuConv {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CpuConv({} -> {})", self.this.cin, self.this.cout)
-    }
-}
-
-impl CustomOp1 for CpuConv {
-    fn name(&self) -> &'static str {
-        "vgg-conv3x3"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (n, c, h, w) = layout.shape().dims4()?;
-        let k = &self.this;
-        if c != k.cin {
-            candle_core::bail!("vgg-conv3x3: input has {c} channels, the kernel {}", k.cin);
-        }
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("vgg-conv3x3: the input must be contiguous");
-        };
-        let x = &storage.as_slice::<f32>()?[start..end];
-        let shape = crate::kernels::ConvShape {
-            cin: k.cin,
-            cout: k.cout,
-            k: 3,
-            stride: 1,
-            pad: 1,
-        };
-        let out = crate::kernels::conv2d_nchw(x, (n, h, w), shape, &k.weight, k.bias.as_deref());
-        Ok((CpuStorage::F32(out), Shape::from((n, k.cout, h, w))))
-    }
-
-    fn bwd(
-        &self,
-        _arg: &Tensor,
-        _res: &Tensor,
-        grad_res: &Tensor,
-    ) -> candle_core::Result<Option<Tensor>> {
-        let back = CpuConv {
-            this: self.other.clone(),
-            other: self.this.clone(),
-        };
-        Ok(Some(grad_res.contiguous()?.apply_op1(back)?))
-    }
-}
-
-impl CpuConv {
-    fn new(weight: &Tensor, bias: &Tensor) -> candle_core::Result<Self> {
-        let (cout, cin, _, _) = weight.dims4()?;
-        let this = Kernel3x3 {
-            weight: weight.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
-            bias: Some(bias.to_dtype(DType::F32)?.to_vec1()?),
-            cin,
-            cout,
-        };
-        let other = this.transposed();
-        Ok(Self {
-            this: Arc::new(this),
-            other: Arc::new(other),
-        })
-    }
-}
-
 /// One step of the built trunk.
 #[derive(Debug, Clone)]
 enum Step {
-    /// A convolution at `features.index`, then (unless this is the last step) its ReLU. `cpu`
-    /// (CPU f32 weights only) is the same convolution through `CpuConv`.
+    /// A convolution (3x3, padding 1) at `features.index`, then (unless this is the last step)
+    /// its ReLU.
     Conv {
         index: usize,
-        conv: Conv2d,
-        cpu: Option<CpuConv>,
+        weight: Tensor,
+        bias: Tensor,
     },
     /// A max pool.
     Pool,
@@ -759,24 +639,10 @@ impl Vgg19Features {
                         &[out, channels, 3, 3],
                     )?;
                     let bias = read(&m, "bias", format!("features.{index}.bias"), &[out])?;
-                    let cfg = Conv2dConfig {
-                        padding: 1,
-                        ..Default::default()
-                    };
-                    let cpu = if crate::kernels::fused_cpu(&weight) {
-                        Some(
-                            CpuConv::new(&weight, &bias).map_err(|source| Vgg19Error::Read {
-                                tensor: format!("features.{index}.weight"),
-                                source,
-                            })?,
-                        )
-                    } else {
-                        None
-                    };
                     steps.push(Step::Conv {
                         index,
-                        conv: Conv2d::new(weight, Some(bias), cfg),
-                        cpu,
+                        weight,
+                        bias,
                     });
                     channels = out;
                     index += 2;
@@ -817,13 +683,12 @@ impl Vgg19Features {
         let n_steps = self.steps.len();
         for (s, step) in self.steps.iter().enumerate() {
             match step {
-                Step::Conv { index, conv, cpu } => {
-                    x = match cpu {
-                        Some(op) if crate::kernels::fused_cpu(&x) => {
-                            x.contiguous()?.apply_op1(op.clone())?
-                        }
-                        _ => conv.forward(&x)?,
-                    };
+                Step::Conv {
+                    index,
+                    weight,
+                    bias,
+                } => {
+                    x = crate::kernels::conv_op::conv2d(&x, weight, bias, 1, 1)?;
                     self.store(*index, TapPoint::BeforeRelu, &x, &mut out);
                     if s + 1 < n_steps || self.last_relu {
                         x = relu_torch(&x)?;

@@ -26,7 +26,9 @@ pub fn fused_cpu(t: &candle_core::Tensor) -> bool {
     fused_enabled() && t.device().is_cpu() && t.dtype() == candle_core::DType::F32
 }
 
+pub mod conv_op;
 pub mod fastmath;
+pub mod vit;
 mod winograd;
 
 pub use winograd::{conv3x3_winograd, WinogradTile, WinogradWeights};
@@ -294,14 +296,14 @@ fn sgemm_strided(
 }
 
 /// A mutable matrix view: element (i, j) at `i * rs + j * cs`.
-struct View<'a> {
+pub(crate) struct View<'a> {
     data: &'a mut [f32],
     rs: usize,
     cs: usize,
 }
 
 impl<'a> View<'a> {
-    fn new(data: &'a mut [f32], rs: usize, cs: usize) -> Self {
+    pub(crate) fn new(data: &'a mut [f32], rs: usize, cs: usize) -> Self {
         Self { data, rs, cs }
     }
 }
@@ -332,7 +334,7 @@ fn gemm_views(
 
 /// [`gemm_views`] with `dst = scale * lhs · rhs` (plus `dst` when accumulating) and a choice of
 /// threading: single-threaded products inside tasks that are already parallel.
-fn gemm_views_with(
+pub(crate) fn gemm_views_with(
     (m, n, k): (usize, usize, usize),
     dst: View<'_>,
     (lhs, lrs, lcs): (&[f32], usize, usize),

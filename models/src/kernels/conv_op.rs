@@ -1,0 +1,272 @@
+//! A differentiable 2-D convolution for candle on the CPU (square kernel, stride, symmetric zero
+//! padding below the kernel size, one group, bias), used by VGG19 and StyleNet.
+//!
+//! candle's CPU conv2d unfolds the whole input at once and its backward computes the kernel
+//! gradient even for constant weights and runs the input gradient through a direct transposed
+//! convolution loop. Here the forward is [`super::conv2d_nchw`] (banded im2col + GEMM), the input
+//! gradient is the same kernel on the (zero-dilated, for strides above 1) output gradient with the
+//! transposed, flipped weights, and the kernel and bias gradients are computed only when those
+//! tensors need them (StyleNet's weights, not VGG's).
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::{conv2d_nchw, gemm_views_with, im2col_rows, ConvShape, View};
+
+/// `conv2d(x, weight, stride, padding) + bias` for `x` (n, cin, h, w), `weight`
+/// (cout, cin, k, k) and `bias` (cout). On the CPU in f32 with the fused kernels enabled (and
+/// `padding < k`) this is the op of this module; otherwise candle's `conv2d` and a broadcast add,
+/// the path a GPU runs.
+pub fn conv2d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    padding: usize,
+    stride: usize,
+) -> Result<Tensor> {
+    let k = weight.dim(2)?;
+    if super::fused_cpu(x) && super::fused_cpu(weight) && super::fused_cpu(bias) && padding < k {
+        return x.contiguous()?.apply_op3(
+            &weight.contiguous()?,
+            &bias.contiguous()?,
+            CpuConv { padding, stride },
+        );
+    }
+    x.conv2d(weight, padding, stride, 1, 1)?
+        .broadcast_add(&bias.reshape((1, (), 1, 1))?)
+}
+
+/// The contiguous `f32` data of a CPU storage.
+pub(crate) fn cpu_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
+        None => candle_core::bail!("{op}: the input must be contiguous"),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CpuConv {
+    padding: usize,
+    stride: usize,
+}
+
+impl CpuConv {
+    fn shape(&self, w: &Layout) -> Result<ConvShape> {
+        let (cout, cin, k, k2) = w.shape().dims4()?;
+        if k != k2 {
+            candle_core::bail!("cpu-conv2d: kernel {k}x{k2} is not square");
+        }
+        Ok(ConvShape {
+            cin,
+            cout,
+            k,
+            stride: self.stride,
+            pad: self.padding,
+        })
+    }
+}
+
+impl CustomOp3 for CpuConv {
+    fn name(&self) -> &'static str {
+        "cpu-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, c, h, w) = l1.shape().dims4()?;
+        let shape = self.shape(l2)?;
+        if c != shape.cin || l3.shape().elem_count() != shape.cout {
+            candle_core::bail!(
+                "cpu-conv2d: input {:?}, kernel {:?}, bias {:?}",
+                l1.shape(),
+                l2.shape(),
+                l3.shape()
+            );
+        }
+        if h + 2 * shape.pad < shape.k || w + 2 * shape.pad < shape.k {
+            candle_core::bail!("cpu-conv2d: input {h}x{w} is smaller than the kernel");
+        }
+        let x = cpu_slice(s1, l1, "cpu-conv2d")?;
+        let wt = cpu_slice(s2, l2, "cpu-conv2d")?;
+        let b = cpu_slice(s3, l3, "cpu-conv2d")?;
+        let out = conv2d_nchw(x, (n, h, w), shape, wt, Some(b));
+        let (ho, wo) = shape.output_size(h, w);
+        Ok((CpuStorage::F32(out), Shape::from((n, shape.cout, ho, wo))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let (_, _, h, wd) = x.dims4()?;
+        let dx = if x.track_op() {
+            let op = InputGrad {
+                padding: self.padding,
+                stride: self.stride,
+                h,
+                w: wd,
+            };
+            Some(grad.apply_op2_no_bwd(w, &op)?)
+        } else {
+            None
+        };
+        let dw = if w.track_op() {
+            Some(x.apply_op2_no_bwd(&grad, &KernelGrad(*self, w.dim(2)?))?)
+        } else {
+            None
+        };
+        let db = if b.track_op() {
+            Some(grad.sum((0, 2, 3))?)
+        } else {
+            None
+        };
+        Ok((dx, dw, db))
+    }
+}
+
+/// The input gradient (first argument the output gradient, second the kernel) for an input of
+/// `h` x `w`.
+#[derive(Debug, Clone, Copy)]
+struct InputGrad {
+    padding: usize,
+    stride: usize,
+    h: usize,
+    w: usize,
+}
+
+impl CustomOp2 for InputGrad {
+    fn name(&self) -> &'static str {
+        "cpu-conv2d-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = cpu_slice(s1, l1, "cpu-conv2d-input-grad")?;
+        let wt = cpu_slice(s2, l2, "cpu-conv2d-input-grad")?;
+        let (n, cout, oh, ow) = l1.shape().dims4()?;
+        let (wcout, cin, k, _) = l2.shape().dims4()?;
+        let (s, p) = (self.stride, self.padding);
+        if wcout != cout || p >= k {
+            candle_core::bail!(
+                "cpu-conv2d-input-grad: gradient {:?}, kernel {:?}",
+                l1.shape(),
+                l2.shape()
+            );
+        }
+        // The transposed kernel (cin, cout, k, k), spatially flipped.
+        let mut flipped = vec![0f32; wt.len()];
+        let kk = k * k;
+        for o in 0..cout {
+            for i in 0..cin {
+                for t in 0..kk {
+                    flipped[(i * cout + o) * kk + (kk - 1 - t)] = wt[(o * cin + i) * kk + t];
+                }
+            }
+        }
+        let back = ConvShape {
+            cin: cout,
+            cout: cin,
+            k,
+            stride: 1,
+            pad: 0,
+        };
+        let q = k - 1 - p;
+        // Input rows / columns the strided forward reached only partly (odd sizes) get their
+        // (zero) share from extra zeros at the end.
+        let rh = self.h + 2 * p - ((oh - 1) * s + k);
+        let rw = self.w + 2 * p - ((ow - 1) * s + k);
+        let out = if s == 1 && rh == 0 && rw == 0 {
+            conv2d_nchw(g, (n, oh, ow), ConvShape { pad: q, ..back }, &flipped, None)
+        } else {
+            let (dh, dw) = ((oh - 1) * s + 1 + 2 * q + rh, (ow - 1) * s + 1 + 2 * q + rw);
+            let mut dilated = vec![0f32; n * cout * dh * dw];
+            dilated
+                .par_chunks_mut(dh * dw)
+                .zip(g.par_chunks(oh * ow))
+                .for_each(|(d, g)| {
+                    for oy in 0..oh {
+                        let row = &mut d[(q + oy * s) * dw..];
+                        for ox in 0..ow {
+                            row[q + ox * s] = g[oy * ow + ox];
+                        }
+                    }
+                });
+            conv2d_nchw(&dilated, (n, dh, dw), back, &flipped, None)
+        };
+        Ok((CpuStorage::F32(out), Shape::from((n, cin, self.h, self.w))))
+    }
+}
+
+/// The kernel gradient (first argument the forward's input, second the output gradient): for
+/// each image, the output gradient (cout, ho wo) times the transposed patch matrix of the input,
+/// accumulated band by band.
+#[derive(Debug, Clone, Copy)]
+struct KernelGrad(CpuConv, usize);
+
+/// Bytes of patch matrix per band of the kernel gradient.
+const BAND_BYTES: usize = 8 << 20;
+
+impl CustomOp2 for KernelGrad {
+    fn name(&self) -> &'static str {
+        "cpu-conv2d-kernel-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = cpu_slice(s1, l1, "cpu-conv2d-kernel-grad")?;
+        let g = cpu_slice(s2, l2, "cpu-conv2d-kernel-grad")?;
+        let (n, cin, h, w) = l1.shape().dims4()?;
+        let (_, cout, ho, wo) = l2.shape().dims4()?;
+        let (CpuConv { padding, stride }, k) = (self.0, self.1);
+        let ckk = cin * k * k;
+        let cols = ho * wo;
+        let band = (BAND_BYTES / (4 * ckk * wo).max(1)).clamp(1, ho.max(1));
+        let mut dw = vec![0f32; cout * ckk];
+        let mut buf = Vec::new();
+        let mut first = true;
+        for img in 0..n {
+            let src = &x[img * cin * h * w..(img + 1) * cin * h * w];
+            let gi = &g[img * cout * cols..(img + 1) * cout * cols];
+            let mut y0 = 0;
+            while y0 < ho {
+                let y1 = (y0 + band).min(ho);
+                let bc = (y1 - y0) * wo;
+                buf.resize(ckk * bc, 0.0);
+                im2col_rows(src, (cin, 1, h, w), (k, stride, padding), y0..y1, &mut buf);
+                gemm_views_with(
+                    (cout, ckk, bc),
+                    View::new(&mut dw, ckk, 1),
+                    (&gi[y0 * wo..], cols, 1),
+                    (&buf, 1, bc),
+                    (!first, 1.0),
+                    gemm::Parallelism::Rayon(rayon::current_num_threads()),
+                );
+                first = false;
+                y0 = y1;
+            }
+        }
+        Ok((CpuStorage::F32(dw), Shape::from((cout, cin, k, k))))
+    }
+}
