@@ -7,11 +7,18 @@ included, CLIP excluded: prompt embeddings are passed in).
 
 GPU: `--device cuda --dtype float16 --size 512` runs the same on a GPU (see bench/gpu/).
 
-python diffusion_bench.py [--size 256] [--steps 3] [--repeats 3] [--threads 2] [--json out.json]
+`--edit-only` runs the whole edit alone (no separate UNet and VAE timings), for peak-memory runs
+under `/usr/bin/time -v`; the resident set is printed after each stage either way and the JSON
+records the peak (`peak_rss_gb`, getrusage's ru_maxrss).
+
+python diffusion_bench.py [--size 256] [--steps 3] [--repeats 3] [--threads 2] [--edit-only]
+    [--json out.json]
 """
 import argparse
 import json
 import platform
+import resource
+import sys
 import time
 
 import diffusers
@@ -36,6 +43,22 @@ SCHED = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
              num_train_timesteps=1000, steps_offset=1, prediction_type="epsilon")
 
 
+def rss_gb():
+    """This process's resident set and its peak so far, in GB (Linux /proc)."""
+    fields = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(value.split()[0]) * 1024 / 1e9
+    return fields.get("VmRSS", 0.0), fields.get("VmHWM", 0.0)
+
+
+def stage(name):
+    now, peak = rss_gb()
+    print(f"[rss] {name}: {now:.2f} GB now, {peak:.2f} GB peak", file=sys.stderr, flush=True)
+
+
 class NoText:
     """Stands in for tokenizer and text encoder: the pipeline gets prompt embeddings."""
 
@@ -49,6 +72,7 @@ def main():
     ap.add_argument("--batch", type=int, default=1, help="images per UNet call (3 rows each)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--edit-only", action="store_true")
     ap.add_argument("--json")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -58,6 +82,7 @@ def main():
     unet = UNet2DConditionModel(**UNET).to(dev, dtype).eval()
     vae = AutoencoderKL(**VAE).to(dev, dtype).eval()
     print(f"random weights: {time.perf_counter() - t0:.1f} s", flush=True)
+    stage("weights")
     lat = a.size // 8
     x = torch.randn(3 * a.batch, 8, lat, lat, device=dev, dtype=dtype)
     ctx = torch.randn(3 * a.batch, 77, 768, device=dev, dtype=dtype)
@@ -67,27 +92,31 @@ def main():
             torch.cuda.synchronize()
 
     unet_s = []
-    with torch.inference_mode():
-        unet(x, 999, encoder_hidden_states=ctx)
-        sync()
-        for _ in range(a.repeats):
-            t = time.perf_counter()
-            unet(x, 500, encoder_hidden_states=ctx)
-            sync()
-            unet_s.append(time.perf_counter() - t)
-    print(f"UNet batch {3 * a.batch} at {a.size}: {unet_s}", flush=True)
-
+    encode_s = decode_s = float("nan")
     image = torch.rand(1, 3, a.size, a.size, device=dev, dtype=dtype)
-    with torch.inference_mode():
-        t = time.perf_counter()
-        mean = vae.encode(image * 2 - 1).latent_dist.mode()
-        sync()
-        encode_s = time.perf_counter() - t
-        t = time.perf_counter()
-        vae.decode(mean / 0.18215)
-        sync()
-        decode_s = time.perf_counter() - t
-    print(f"VAE encode {encode_s:.2f} s, decode {decode_s:.2f} s", flush=True)
+    if not a.edit_only:
+        with torch.inference_mode():
+            unet(x, 999, encoder_hidden_states=ctx)
+            sync()
+            stage("UNet warm-up")
+            for _ in range(a.repeats):
+                t = time.perf_counter()
+                unet(x, 500, encoder_hidden_states=ctx)
+                sync()
+                unet_s.append(time.perf_counter() - t)
+        print(f"UNet batch {3 * a.batch} at {a.size}: {unet_s}", flush=True)
+        with torch.inference_mode():
+            t = time.perf_counter()
+            mean = vae.encode(image * 2 - 1).latent_dist.mode()
+            sync()
+            encode_s = time.perf_counter() - t
+            t = time.perf_counter()
+            vae.decode(mean / 0.18215)
+            sync()
+            decode_s = time.perf_counter() - t
+        stage("VAE")
+        print(f"VAE encode {encode_s:.2f} s, decode {decode_s:.2f} s", flush=True)
+    del x, ctx
 
     pipe = StableDiffusionInstructPix2PixPipeline(
         vae=vae, text_encoder=None, tokenizer=None, unet=unet,
@@ -103,6 +132,7 @@ def main():
         sync()
         edit_s = time.perf_counter() - t
     print(f"whole edit, {a.steps} steps: {edit_s:.2f} s", flush=True)
+    stage("edit")
     out = {
         "implementation": f"diffusers {diffusers.__version__}, torch {torch.__version__}",
         "device": a.device if dev.type == "cpu" else torch.cuda.get_device_name(dev),
@@ -110,6 +140,8 @@ def main():
         "dtype": a.dtype, "size": a.size, "unet_batch": 3 * a.batch, "threads": a.threads,
         "unet_step_seconds": unet_s, "vae_encode_seconds": encode_s,
         "vae_decode_seconds": decode_s, "edit_steps": a.steps, "edit_seconds": edit_s,
+        "edit_only": a.edit_only,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9,
     }
     print(json.dumps(out))
     if a.json:

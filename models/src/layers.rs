@@ -31,8 +31,6 @@ pub struct Conv2d {
     weight: Tensor,
     bias: Option<Tensor>,
     shape: ConvShape,
-    /// Winograd-transformed weights of 3x3 / stride 1 / pad 1 convolutions, made on first CPU use.
-    winograd: std::sync::OnceLock<Option<kernels::WinogradWeights>>,
 }
 
 impl Conv2d {
@@ -57,13 +55,16 @@ impl Conv2d {
                 stride,
                 pad,
             },
-            winograd: std::sync::OnceLock::new(),
         })
     }
 
     /// The CPU convolution of contiguous `f32` data: Winograd for 3x3 / stride 1 / pad 1 (2.25x
-    /// or 4x fewer multiply-adds; the tile is chosen for the size of the first input), im2col +
-    /// GEMM otherwise.
+    /// or 4x fewer multiply-adds; the tile is chosen for the input's size), im2col + GEMM
+    /// otherwise.
+    ///
+    /// The Winograd weights are transformed during the call, not kept: the F4 transform is 4x
+    /// the size of the checkpoint's 3x3 weights (at 512x512, keeping them made an edit's peak
+    /// twice diffusers'), and the call's products read it once more than the transform writes.
     fn cpu_conv(
         &self,
         xs: &[f32],
@@ -73,13 +74,8 @@ impl Conv2d {
     ) -> Vec<f32> {
         let s = self.shape;
         if s.k == 3 && s.stride == 1 && s.pad == 1 {
-            let wino = self.winograd.get_or_init(|| {
-                let tile = kernels::WinogradTile::for_size(nhw.1, nhw.2);
-                Some(kernels::WinogradWeights::new(ws, s.cout, s.cin, tile))
-            });
-            if let Some(wt) = wino {
-                return kernels::conv3x3_winograd(xs, nhw, wt, init);
-            }
+            let tile = kernels::WinogradTile::for_size(nhw.1, nhw.2);
+            return kernels::conv3x3_winograd_from(xs, nhw, ws, (s.cout, s.cin), tile, init);
         }
         kernels::conv2d_nchw_fused(xs, nhw, s, ws, init)
     }

@@ -31,7 +31,7 @@ pub mod fastmath;
 pub mod vit;
 mod winograd;
 
-pub use winograd::{conv3x3_winograd, WinogradTile, WinogradWeights};
+pub use winograd::{conv3x3_winograd, conv3x3_winograd_from, WinogradTile, WinogradWeights};
 
 /// Unfolds images laid out C x N x H x W (one image: plain C x H x W) into the (C k k) x (N Ho Wo)
 /// patch matrix, zero-padded: row (c, ky, kx), column (n, oy, ox), matching the (out, in, k, k)

@@ -55,6 +55,92 @@ fn g_f4(g: [f64; 3]) -> [f64; 6] {
     ]
 }
 
+/// The rows of `G` (A x 3) as `f32`, for the transform made on every call.
+const G_F2: [[f32; 3]; 4] = [
+    [1.0, 0.0, 0.0],
+    [0.5, 0.5, 0.5],
+    [0.5, -0.5, 0.5],
+    [0.0, 0.0, 1.0],
+];
+const G_F4: [[f32; 3]; 6] = [
+    [0.25, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
+
+/// Input channels transformed together: the taps of a chunk sit in registers-sized rows so the
+/// arithmetic runs across channels.
+const CHUNK: usize = 16;
+
+/// `U = G g G^T` for output channel `o` of a (cout, cin, 3, 3) `weight`, written as `A^2` runs of
+/// `cin` values into `dst` (`dst[ξ * cin + i]`), in `f32`.
+fn transform_channel<const A: usize>(
+    weight: &[f32],
+    cin: usize,
+    o: usize,
+    gm: &[[f32; 3]; A],
+    dst: &mut [f32],
+) {
+    let g = &weight[o * cin * 9..(o + 1) * cin * 9];
+    let mut i0 = 0;
+    while i0 < cin {
+        let len = CHUNK.min(cin - i0);
+        let mut taps = [[0f32; CHUNK]; 9];
+        for ii in 0..len {
+            for (k, t) in taps.iter_mut().enumerate() {
+                t[ii] = g[(i0 + ii) * 9 + k];
+            }
+        }
+        for (r, gr) in gm.iter().enumerate() {
+            // (G g)[r] for the three kernel columns, then times G^T.
+            let mut h = [[0f32; CHUNK]; 3];
+            for (kx, hk) in h.iter_mut().enumerate() {
+                for ii in 0..CHUNK {
+                    hk[ii] =
+                        gr[0] * taps[kx][ii] + gr[1] * taps[3 + kx][ii] + gr[2] * taps[6 + kx][ii];
+                }
+            }
+            for (c, gc) in gm.iter().enumerate() {
+                let run = &mut dst[(r * A + c) * cin + i0..(r * A + c) * cin + i0 + len];
+                for (ii, d) in run.iter_mut().enumerate() {
+                    *d = gc[0] * h[0][ii] + gc[1] * h[1][ii] + gc[2] * h[2][ii];
+                }
+            }
+        }
+        i0 += len;
+    }
+}
+
+/// All of `U` for a (cout, cin, 3, 3) `weight`, laid out as [`WinogradWeights`] keeps it, made in
+/// parallel over output channels.
+fn transform_all<const A: usize>(
+    weight: &[f32],
+    cout: usize,
+    cin: usize,
+    gm: &[[f32; 3]; A],
+) -> Vec<f32> {
+    let mut u = vec![0f32; A * A * cout * cin];
+    let ptr = SyncPtr(u.as_mut_ptr());
+    (0..cout).into_par_iter().for_each_init(
+        || vec![0f32; A * A * cin],
+        |buf, o| {
+            let p = &ptr;
+            transform_channel::<A>(weight, cin, o, gm, buf);
+            for (xi, run) in buf.chunks_exact(cin).enumerate() {
+                // SAFETY: row (xi, o) of U ends at (xi * cout + o + 1) * cin <= A^2 cout cin,
+                // and output channel o's rows are written by this task only.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(run.as_ptr(), p.0.add((xi * cout + o) * cin), cin)
+                };
+            }
+        },
+    );
+    u
+}
+
 /// `B^T d` for one column of an input tile.
 #[inline(always)]
 fn bt_f2(d: [f32; 4]) -> [f32; 4] {
@@ -158,9 +244,33 @@ pub fn conv3x3_winograd(
     wt: &WinogradWeights,
     init: ConvInit<'_>,
 ) -> Vec<f32> {
+    let u = (&wt.u[..], wt.cout, wt.cin);
     timing::timed(0, || match wt.tile {
-        WinogradTile::F2 => winograd_impl::<2, 4, _, _>(x, nhw, wt, init, bt_f2, at_f2),
-        WinogradTile::F4 => winograd_impl::<4, 6, _, _>(x, nhw, wt, init, bt_f4, at_f4),
+        WinogradTile::F2 => winograd_impl::<2, 4, _, _>(x, nhw, u, init, bt_f2, at_f2),
+        WinogradTile::F4 => winograd_impl::<4, 6, _, _>(x, nhw, u, init, bt_f4, at_f4),
+    })
+}
+
+/// [`conv3x3_winograd`] from the checkpoint's (cout, cin, 3, 3) `weight`, transformed for `tile`
+/// during the call and dropped after it: a model keeps one copy of its weights (the form the
+/// other paths read) instead of that plus a 16/9 (F2) or 4 (F4) times larger transform.
+pub fn conv3x3_winograd_from(
+    x: &[f32],
+    nhw: (usize, usize, usize),
+    weight: &[f32],
+    (cout, cin): (usize, usize),
+    tile: WinogradTile,
+    init: ConvInit<'_>,
+) -> Vec<f32> {
+    timing::timed(0, || match tile {
+        WinogradTile::F2 => {
+            let u = transform_all::<4>(weight, cout, cin, &G_F2);
+            winograd_impl::<2, 4, _, _>(x, nhw, (&u, cout, cin), init, bt_f2, at_f2)
+        }
+        WinogradTile::F4 => {
+            let u = transform_all::<6>(weight, cout, cin, &G_F4);
+            winograd_impl::<4, 6, _, _>(x, nhw, (&u, cout, cin), init, bt_f4, at_f4)
+        }
     })
 }
 
@@ -200,7 +310,7 @@ fn bands(
 fn winograd_impl<const M: usize, const A: usize, Bt, At>(
     x: &[f32],
     (n, h, w): (usize, usize, usize),
-    wt: &WinogradWeights,
+    (u, cout, cin): (&[f32], usize, usize),
     init: ConvInit<'_>,
     bt: Bt,
     at: At,
@@ -209,7 +319,6 @@ where
     Bt: Fn([f32; A]) -> [f32; A] + Sync,
     At: Fn([f32; A]) -> [f32; M] + Sync,
 {
-    let (cin, cout) = (wt.cin, wt.cout);
     let (th, tw) = (h.div_ceil(M), w.div_ceil(M));
     let per_tile_bytes = A * A * 4 * (cin + cout);
     let budget_tiles = (BAND_BYTES / per_tile_bytes.max(1)).max(tw);
@@ -281,7 +390,7 @@ where
         m.par_chunks_mut(cout * tiles)
             .enumerate()
             .for_each(|(xi, mx)| {
-                let lhs = &wt.u[xi * cout * cin..(xi + 1) * cout * cin];
+                let lhs = &u[xi * cout * cin..(xi + 1) * cout * cin];
                 let rhs = &v[xi * plane..(xi + 1) * plane];
                 gemm_views_with(
                     (cout, tiles, cin),
@@ -347,13 +456,20 @@ mod tests {
     use super::*;
     use crate::kernels::{conv2d_nchw, ConvShape};
 
-    /// Both tiles against the im2col convolution (itself checked against PyTorch in the
-    /// predictor and diffusion fixtures), on sizes that the tiles do and do not divide, with
-    /// every init term.
+    /// Both tiles, with weights transformed ahead and during the call, against the im2col
+    /// convolution (itself checked against PyTorch in the predictor and diffusion fixtures), on
+    /// sizes that the tiles do and do not divide, channel counts below and above the transform's
+    /// chunk, with every init term.
     #[test]
     fn winograd_matches_the_direct_convolution() {
-        let (cin, cout) = (5, 7);
-        for (n, h, w) in [(1, 16, 16), (2, 9, 14), (3, 4, 4), (1, 1, 3), (2, 17, 6)] {
+        for (cin, cout, n, h, w) in [
+            (5, 7, 1, 16, 16),
+            (5, 7, 2, 9, 14),
+            (5, 7, 3, 4, 4),
+            (5, 7, 1, 1, 3),
+            (5, 7, 2, 17, 6),
+            (37, 3, 2, 10, 13),
+        ] {
             let x: Vec<f32> = (0..n * cin * h * w)
                 .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
                 .collect();
@@ -378,8 +494,15 @@ mod tests {
             };
             for tile in [WinogradTile::F2, WinogradTile::F4] {
                 let wt = WinogradWeights::new(&wgt, cout, cin, tile);
-                let got = conv3x3_winograd(&x, (n, h, w), &wt, init);
-                for (i, (g, d)) in got.iter().zip(&direct).enumerate() {
+                let stored = conv3x3_winograd(&x, (n, h, w), &wt, init);
+                let from = conv3x3_winograd_from(&x, (n, h, w), &wgt, (cout, cin), tile, init);
+                for (i, (g, d)) in stored
+                    .iter()
+                    .chain(&from)
+                    .zip(direct.iter().cycle())
+                    .enumerate()
+                {
+                    let i = i % direct.len();
                     let (img, o) = (i / (cout * h * w), i / (h * w) % cout);
                     let want = d + image_bias[img * cout + o] + residual[i];
                     assert!(
