@@ -8,6 +8,16 @@ use std::process::Command;
 use emoeditor::critic::{run_critic, CriticOptions, PassInput, PassOutcome, Profile, StopReason};
 use emoeditor::encoder::EmoDirectionEncoder;
 
+#[path = "../models/tests/common/setup.rs"]
+mod setup;
+
+/// The direction encoder's tolerance: 1e-5 in f32; in half precision (`EMOBENCH_DTYPE`), the
+/// measured errors with a margin (README, Correctness).
+const ENCODER_TOL: setup::Tol = setup::Tol {
+    f32: 1e-5,
+    f16: 10.0,
+};
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -18,38 +28,35 @@ fn diffusion() -> PathBuf {
 
 #[test]
 fn direction_encoder_matches_pytorch() {
-    let dev = candle_core::Device::Cpu;
-    let vb = candle_nn::VarBuilder::from_pth(
-        diffusion().join("model_emoenc.pt"),
-        candle_core::DType::F32,
-        &dev,
-    )
-    .expect("model_emoenc.pt");
-    let enc = EmoDirectionEncoder::new(vb).expect("encoder");
-    assert_eq!(enc.width(), 32);
+    let dev = setup::device();
     let reference =
         candle_core::safetensors::load(diffusion().join("reference.safetensors"), &dev).unwrap();
     let d: Vec<f32> = reference["enc.direction"].to_vec1().unwrap();
     let direction: [f32; 8] = d.try_into().unwrap();
-    let got: Vec<f32> = enc
-        .forward(&direction, &dev)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
     let want: Vec<f32> = reference["enc.out"]
         .flatten_all()
         .unwrap()
         .to_vec1()
         .unwrap();
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let err = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
-    assert!(err / scale < 1e-5, "relative error {}", err / scale);
+    for dtype in setup::dtypes() {
+        let vb = candle_nn::VarBuilder::from_pth(diffusion().join("model_emoenc.pt"), dtype, &dev)
+            .expect("model_emoenc.pt");
+        let enc = EmoDirectionEncoder::new(vb).expect("encoder");
+        assert_eq!(enc.width(), 32);
+        let got = setup::host_f32(&enc.forward(&direction, &dev).unwrap());
+        let err = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max)
+            / scale;
+        eprintln!("direction encoder {dtype:?}: relative error {err:.2e}");
+        assert!(
+            err < ENCODER_TOL.at(dtype),
+            "{dtype:?}: relative error {err}"
+        );
+    }
 }
 
 const CLASSES: [&str; 8] = [

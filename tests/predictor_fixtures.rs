@@ -2,16 +2,37 @@
 //! OpenCV / scikit-image on the fixtures written by `tests/fixtures/torch/make_fixtures.py`
 //! (tiny-width torchvision ResNet-18 with random weights, saved as the authors saved theirs).
 //! Tolerances (stated in that folder's README): logits 1e-4 relative, CAM 1e-4, metrics 0.01.
+//! Logits, probabilities and CAMs also run in each precision `EMOBENCH_DTYPE` names
+//! (`models/tests/common/setup.rs`), at the half-precision tolerances below.
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use emobench_core::emotion::Emotion;
 use emobench_core::image_io::load_rgb;
 use emobench_core::metrics::{self, EdgeInput, EnrdAverage};
 use emobench_core::predictor::{ClassOrder, Predictor};
 use models::resnet::ResNetConfig;
 use models::weights::checkpoint::load_state_dict;
+
+#[path = "../models/tests/common/setup.rs"]
+mod setup;
+
+/// Logits: |d| <= tol * max(|ref|, 1); f32 is the stated 1e-4.
+const LOGITS: setup::Tol = setup::Tol {
+    f32: 1e-4,
+    f16: 10.0,
+};
+/// Probabilities: |d| below this; f32 is the stated 1e-5.
+const PROBS: setup::Tol = setup::Tol {
+    f32: 1e-5,
+    f16: 10.0,
+};
+/// CAM values in [0, 1] and raw CAM relative to its maximum; f32 is the stated 1e-4.
+const CAM: setup::Tol = setup::Tol {
+    f32: 1e-4,
+    f16: 10.0,
+};
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch")
@@ -26,20 +47,17 @@ fn tiny(file: &str) -> Predictor {
         &dir().join(file),
         ResNetConfig::tiny(8),
         ClassOrder::alphabetical(),
-        &Device::Cpu,
+        &setup::device(),
     )
     .unwrap()
 }
 
+fn tiny_in(file: &str, dtype: DType) -> Predictor {
+    tiny(file).with_dtype(dtype).unwrap()
+}
+
 fn npy(path: &Path) -> Vec<f32> {
-    Tensor::read_npy(path)
-        .unwrap()
-        .to_dtype(candle_core::DType::F32)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
+    setup::host_f32(&Tensor::read_npy(path).unwrap())
 }
 
 fn images() -> Vec<image::RgbImage> {
@@ -54,24 +72,33 @@ fn logits_match_torchvision_in_all_three_file_formats() {
     let expected = npy(&dir().join("logits.npy"));
     let imgs = images();
     let refs: Vec<_> = imgs.iter().collect();
-    for file in [
-        "resnet18_tiny.pt",
-        "resnet18_tiny_legacy.pth",
-        "resnet18_tiny.safetensors",
-    ] {
-        let p = tiny(file);
-        let got: Vec<f32> = p
-            .predict(&refs)
-            .unwrap()
-            .into_iter()
-            .flat_map(|p| p.logits)
-            .collect();
-        assert_eq!(got.len(), expected.len());
-        for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
-            assert!(
-                (g - e).abs() <= 1e-4 * e.abs().max(1.0),
-                "{file}: logit {i}: {g} vs torch {e}"
-            );
+    for dtype in setup::dtypes() {
+        let tol = LOGITS.at(dtype);
+        for file in [
+            "resnet18_tiny.pt",
+            "resnet18_tiny_legacy.pth",
+            "resnet18_tiny.safetensors",
+        ] {
+            let p = tiny_in(file, dtype);
+            let got: Vec<f32> = p
+                .predict(&refs)
+                .unwrap()
+                .into_iter()
+                .flat_map(|p| p.logits)
+                .collect();
+            assert_eq!(got.len(), expected.len());
+            let worst = got
+                .iter()
+                .zip(&expected)
+                .map(|(g, e)| (g - e).abs() / e.abs().max(1.0))
+                .fold(0f32, f32::max);
+            eprintln!("{file} {dtype:?}: logits error {worst:.2e}");
+            for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+                assert!(
+                    (g - e).abs() <= tol * e.abs().max(1.0),
+                    "{file} {dtype:?}: logit {i}: {g} vs torch {e}"
+                );
+            }
         }
     }
 }
@@ -81,58 +108,76 @@ fn probabilities_are_mapped_by_name_from_the_alphabetical_checkpoint() {
     let expected = npy(&dir().join("probs.npy"));
     let imgs = images();
     let refs: Vec<_> = imgs.iter().collect();
-    let preds = tiny("resnet18_tiny.pt").predict(&refs).unwrap();
     let order = ClassOrder::alphabetical();
-    for (i, p) in preds.iter().enumerate() {
-        for (j, e) in order.0.iter().enumerate() {
-            let t = f64::from(expected[i * 8 + j]);
-            assert!(
-                (p.prob(*e) - t).abs() < 1e-5,
-                "image {i} {e}: {} vs {t}",
-                p.prob(*e)
-            );
+    for dtype in setup::dtypes() {
+        let tol = f64::from(PROBS.at(dtype));
+        let preds = tiny_in("resnet18_tiny.pt", dtype).predict(&refs).unwrap();
+        let mut worst = 0f64;
+        for (i, p) in preds.iter().enumerate() {
+            for (j, e) in order.0.iter().enumerate() {
+                let t = f64::from(expected[i * 8 + j]);
+                worst = worst.max((p.prob(*e) - t).abs());
+                assert!(
+                    (p.prob(*e) - t).abs() < tol,
+                    "{dtype:?} image {i} {e}: {} vs {t}",
+                    p.prob(*e)
+                );
+            }
         }
+        eprintln!("{dtype:?}: probabilities max |d| {worst:.2e}");
     }
 }
 
 #[test]
 fn grad_cam_matches_pytorch_grad_cam() {
     let imgs = images();
-    let p = tiny("resnet18_tiny.pt");
-    for (name, img) in names().iter().zip(&imgs) {
-        let (_, cam) = p.predict_with_cam(&[img]).unwrap().pop().unwrap();
-        let raw = npy(&dir().join(format!("gradcam/{name}_raw7.npy")));
-        let rmax = raw.iter().copied().fold(0f32, f32::max).max(1e-6);
-        for (a, b) in cam.raw.iter().zip(&raw) {
-            assert!((a - b).abs() <= 1e-4 * rmax, "{name}: raw cam {a} vs {b}");
+    for dtype in setup::dtypes() {
+        let p = tiny_in("resnet18_tiny.pt", dtype);
+        let tol = CAM.at(dtype);
+        for (name, img) in names().iter().zip(&imgs) {
+            let (_, cam) = p.predict_with_cam(&[img]).unwrap().pop().unwrap();
+            let raw = npy(&dir().join(format!("gradcam/{name}_raw7.npy")));
+            let rmax = raw.iter().copied().fold(0f32, f32::max).max(1e-6);
+            let raw_err = cam
+                .raw
+                .iter()
+                .zip(&raw)
+                .map(|(a, b)| (a - b).abs() / rmax)
+                .fold(0f32, f32::max);
+            let expected = npy(&dir().join(format!("gradcam/{name}.npy")));
+            assert_eq!(cam.values.len(), expected.len());
+            let max_err = cam
+                .values
+                .iter()
+                .zip(&expected)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            eprintln!("{name} {dtype:?}: raw cam {raw_err:.2e}, cam {max_err:.2e}");
+            assert!(raw_err <= tol, "{name} {dtype:?}: raw cam error {raw_err}");
+            assert!(max_err < tol, "{name} {dtype:?}: cam max error {max_err}");
+            assert!(
+                cam.values.iter().all(|v| v.is_finite()),
+                "{name}: NaN in CAM"
+            );
+            if dtype != DType::F32 {
+                // The mask thresholds the CAM at 0.5: checked at the f32 tolerance only.
+                continue;
+            }
+            let mask = image::open(dir().join(format!("gradcam/{name}_mask.png")))
+                .unwrap()
+                .to_luma8();
+            let differ = cam
+                .region()
+                .iter()
+                .zip(mask.as_raw())
+                .filter(|(m, e)| **m != (**e > 127))
+                .count();
+            // Values within 1e-4 of 0.5 may legitimately fall on either side.
+            assert!(
+                differ * 1000 <= expected.len(),
+                "{name}: {differ} mask pixels differ"
+            );
         }
-        let expected = npy(&dir().join(format!("gradcam/{name}.npy")));
-        assert_eq!(cam.values.len(), expected.len());
-        let max_err = cam
-            .values
-            .iter()
-            .zip(&expected)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        assert!(max_err < 1e-4, "{name}: cam max error {max_err}");
-        assert!(
-            cam.values.iter().all(|v| v.is_finite()),
-            "{name}: NaN in CAM"
-        );
-        let mask = image::open(dir().join(format!("gradcam/{name}_mask.png")))
-            .unwrap()
-            .to_luma8();
-        let differ = cam
-            .region()
-            .iter()
-            .zip(mask.as_raw())
-            .filter(|(m, e)| **m != (**e > 127))
-            .count();
-        // Values within 1e-4 of 0.5 may legitimately fall on either side.
-        assert!(
-            differ * 1000 <= expected.len(),
-            "{name}: {differ} mask pixels differ"
-        );
     }
 }
 

@@ -51,7 +51,8 @@ pub struct Ip2pOptions {
     pub prompt: String,
     /// `cpu` or `cuda:N`.
     pub device: String,
-    /// `f32`, `f16` or `bf16` (half precision needs a GPU).
+    /// `f32`, `f16` or `bf16` (half precision is meant for GPUs; on the CPU `f16` runs, slowly, on
+    /// candle's operators, and `bf16` is refused).
     pub dtype: String,
     /// Conditions per UNet call: up to this many (source, target) edits of one image size run
     /// together, 3 UNet rows each. Results equal one-at-a-time edits up to rounding.

@@ -5,6 +5,8 @@
 //! Single evaluations (values and gradients) are compared at 1e-4 relative error
 //! (max |ours - torch| / max |torch|); the 4-iteration trajectory at 1e-3 (Adam's first steps
 //! divide by the root of tiny second moments, which amplifies float-order differences).
+//! The CLIP towers also run in each precision `EMOBENCH_DTYPE` names (`common/setup.rs`);
+//! the StyleNet, the losses and the Adam trajectory are trained in f32 and checked in f32 only.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,7 +20,16 @@ use models::optim::adam::{Adam, StepLr};
 use models::stylenet::{self, StyleNet};
 use models::vgg19::{Vgg19Config, Vgg19Features, CLIPSTYLER_CONTENT_TAPS};
 
+#[path = "../../models/tests/common/setup.rs"]
+mod setup;
+
 const TOL: f32 = 1e-4;
+
+/// [`TOL`] in f32; in half precision, the measured errors with a margin (README, Correctness).
+const HALF: setup::Tol = setup::Tol {
+    f32: TOL,
+    f16: 1e-2,
+};
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clipstyler")
@@ -42,8 +53,7 @@ fn get<'a>(f: &'a HashMap<String, Tensor>, name: &str) -> &'a Tensor {
 /// max |a - b| / max |b|.
 fn rel(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims(), "shapes");
-    let a: Vec<f32> = a.flatten_all().unwrap().to_vec1().unwrap();
-    let b: Vec<f32> = b.flatten_all().unwrap().to_vec1().unwrap();
+    let (a, b) = (setup::host_f32(a), setup::host_f32(b));
     let d = a
         .iter()
         .zip(&b)
@@ -84,6 +94,14 @@ fn clip() -> clip_vision::ClipModel {
     .expect("clip")
 }
 
+fn clip_in(dtype: DType) -> clip_vision::ClipModel {
+    let path = dir().join("clip_tiny.safetensors");
+    // SAFETY: a test fixture nobody rewrites while the tests run.
+    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[path], dtype, &Device::Cpu) }
+        .expect("clip weights");
+    clip_vision::ClipModel::new(vb, &Config::tiny()).expect("clip")
+}
+
 fn vgg() -> Vgg19Features {
     let t =
         candle_core::safetensors::load(dir().join("vgg_tiny.safetensors"), &Device::Cpu).unwrap();
@@ -103,22 +121,39 @@ fn patches(v: &serde_json::Value) -> Vec<PatchParams> {
 #[test]
 fn vision_tower_features_and_input_gradient() {
     let f = fixtures();
-    let model = clip();
-    let (y, g) = upstream_grad(
-        get(&f, "vision_input"),
-        |x| model.vision.forward(x).unwrap(),
-        get(&f, "vision_upstream"),
-    );
-    check("vision features", &y, get(&f, "vision_features"), TOL);
-    check("vision input grad", &g, get(&f, "vision_input_grad"), TOL);
+    for dtype in setup::dtypes() {
+        let model = clip_in(dtype);
+        let input = |name: &str| get(&f, name).to_dtype(dtype).unwrap();
+        let (y, g) = upstream_grad(
+            &input("vision_input"),
+            |x| model.vision.forward(x).unwrap(),
+            &input("vision_upstream"),
+        );
+        let tol = HALF.at(dtype);
+        check(
+            &format!("vision features {dtype:?}"),
+            &y,
+            get(&f, "vision_features"),
+            tol,
+        );
+        check(
+            &format!("vision input grad {dtype:?}"),
+            &g,
+            get(&f, "vision_input_grad"),
+            tol,
+        );
+    }
 }
 
 #[test]
 fn text_tower_features() {
     let f = fixtures();
     let ids: Vec<Vec<u32>> = serde_json::from_value(meta()["text_ids"].clone()).unwrap();
-    let y = clip().text.forward(&ids).unwrap();
-    check("text features", &y, get(&f, "text_features"), TOL);
+    for dtype in setup::dtypes() {
+        let y = clip_in(dtype).text.forward(&ids).unwrap();
+        let what = format!("text features {dtype:?}");
+        check(&what, &y, get(&f, "text_features"), HALF.at(dtype));
+    }
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! the real architectures (`tests/fixtures/diffusion/`, made by `make_diffusion_fixtures.py`).
 //!
 //! Tolerance: max |rust - reference| / max |reference| <= 1e-4 per tensor, f32 on the CPU
-//! (the fixture's own f32-vs-f64 noise floor is below 1e-5).
+//! (the fixture's own f32-vs-f64 noise floor is below 1e-5). The comparisons with a reference also
+//! run in each precision `EMOBENCH_DTYPE` names (`common/setup.rs`), against the same f32
+//! reference, at the half-precision tolerances of [`HALF`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +17,16 @@ use models::pipeline::{image_to_unit_tensor, EditPipeline, EmoPassItem, Guidance
 use models::schedulers::{Ddim, DdimConfig, EulerAncestralConfig};
 use models::weights::{self, LoadOptions};
 
+#[path = "../../models/tests/common/setup.rs"]
+mod setup;
+
 const TOL: f32 = 1e-4;
+
+/// [`TOL`] in f32; in half precision, the measured errors with a margin (README, Correctness).
+const HALF: setup::Tol = setup::Tol {
+    f32: TOL,
+    f16: 2e-2,
+};
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures/diffusion")
@@ -45,21 +56,38 @@ impl Fixture {
             .clone()
     }
 
+    /// Fixture tensor `name` in `dtype` on the tested device, as a network's input.
+    fn t_as(&self, name: &str, dtype: DType) -> Tensor {
+        self.t(name)
+            .to_device(&setup::device())
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap()
+    }
+
     fn flat(&self, name: &str) -> Vec<f32> {
         self.t(name).flatten_all().unwrap().to_vec1().unwrap()
     }
 }
 
 fn opts() -> LoadOptions {
+    opts_in(DType::F32)
+}
+
+fn opts_in(dtype: DType) -> LoadOptions {
     LoadOptions {
-        device: Device::Cpu,
-        dtype: DType::F32,
+        device: setup::device(),
+        dtype,
         variant: None,
     }
 }
 
 fn pipeline() -> EditPipeline {
-    weights::load_pipeline(&dir().join("tiny-ip2p"), &opts())
+    pipeline_in(DType::F32)
+}
+
+fn pipeline_in(dtype: DType) -> EditPipeline {
+    weights::load_pipeline(&dir().join("tiny-ip2p"), &opts_in(dtype))
         .expect("tiny pipeline")
         .0
 }
@@ -67,8 +95,7 @@ fn pipeline() -> EditPipeline {
 /// Max error relative to the reference's largest magnitude.
 fn rel_err(got: &Tensor, want: &Tensor) -> f32 {
     assert_eq!(got.dims(), want.dims(), "shape");
-    let g: Vec<f32> = got.flatten_all().unwrap().to_vec1().unwrap();
-    let w: Vec<f32> = want.flatten_all().unwrap().to_vec1().unwrap();
+    let (g, w) = (setup::host_f32(got), setup::host_f32(want));
     let scale = w.iter().fold(1e-12f32, |m, v| m.max(v.abs()));
     g.iter()
         .zip(&w)
@@ -86,44 +113,54 @@ fn assert_close(what: &str, got: &Tensor, want: &Tensor, tol: f32) {
 #[test]
 fn unet_matches_diffusers_including_odd_sizes() {
     let f = Fixture::load();
-    let p = pipeline();
-    for case in ["unet1", "unet2"] {
-        let t = f.json[format!("{case}.timestep")]
-            .as_f64()
-            .expect("timestep");
-        let out = p
-            .unet
-            .forward(
-                &f.t(&format!("{case}.sample")),
-                t,
-                &f.t(&format!("{case}.encoder_hidden_states")),
-            )
-            .expect("forward");
-        assert_close(case, &out, &f.t(&format!("{case}.out")), TOL);
+    for dtype in setup::dtypes() {
+        let p = pipeline_in(dtype);
+        for case in ["unet1", "unet2"] {
+            let t = f.json[format!("{case}.timestep")]
+                .as_f64()
+                .expect("timestep");
+            let out = p
+                .unet
+                .forward(
+                    &f.t_as(&format!("{case}.sample"), dtype),
+                    t,
+                    &f.t_as(&format!("{case}.encoder_hidden_states"), dtype),
+                )
+                .expect("forward");
+            let what = format!("{case} {dtype:?}");
+            assert_close(&what, &out, &f.t(&format!("{case}.out")), HALF.at(dtype));
+        }
     }
 }
 
 #[test]
 fn authors_checkpoint_loads_the_same_unet_and_vae() {
     let f = Fixture::load();
-    let folder = pipeline();
     let cfg_dir = dir().join("tiny-ip2p");
     let unet_cfg = weights::read_config(&cfg_dir.join("unet/config.json")).expect("unet cfg");
     let vae_cfg = weights::read_config(&cfg_dir.join("vae/config.json")).expect("vae cfg");
-    let (authors, files) =
-        weights::load_authors_pipeline(&dir().join("model_ip2p.pt"), &unet_cfg, &vae_cfg, &opts())
-            .expect("model_ip2p.pt");
-    assert_eq!(files.len(), 1);
-    assert_eq!(files[0].sha256.len(), 64);
-    let x = f.t("unet1.sample");
-    let ctx = f.t("unet1.encoder_hidden_states");
-    let a = authors.unet.forward(&x, 777.0, &ctx).expect("authors");
-    let b = folder.unet.forward(&x, 777.0, &ctx).expect("folder");
-    assert_eq!(rel_err(&a, &b), 0.0, "same weights, same arithmetic");
-    let (ma, _) = authors
-        .encode(&f.t("vae2.image").affine(0.5, 0.5).unwrap())
-        .expect("enc");
-    assert_close("authors vae", &ma, &f.t("vae2.mean"), TOL);
+    for dtype in setup::dtypes() {
+        let folder = pipeline_in(dtype);
+        let (authors, files) = weights::load_authors_pipeline(
+            &dir().join("model_ip2p.pt"),
+            &unet_cfg,
+            &vae_cfg,
+            &opts_in(dtype),
+        )
+        .expect("model_ip2p.pt");
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].sha256.len(), 64);
+        let x = f.t_as("unet1.sample", dtype);
+        let ctx = f.t_as("unet1.encoder_hidden_states", dtype);
+        let a = authors.unet.forward(&x, 777.0, &ctx).expect("authors");
+        let b = folder.unet.forward(&x, 777.0, &ctx).expect("folder");
+        assert_eq!(rel_err(&a, &b), 0.0, "same weights, same arithmetic");
+        let (ma, _) = authors
+            .encode(&f.t("vae2.image").affine(0.5, 0.5).unwrap())
+            .expect("enc");
+        let what = format!("authors vae {dtype:?}");
+        assert_close(&what, &ma, &f.t("vae2.mean"), HALF.at(dtype));
+    }
 }
 
 #[test]
@@ -150,43 +187,61 @@ fn fp16_variant_loads_and_stays_close() {
 #[test]
 fn vae_posterior_and_decoder_match_diffusers() {
     let f = Fixture::load();
-    let p = pipeline();
-    // The pipeline takes images in [0, 1]; the fixture stores the VAE's [-1, 1] input.
-    let img01 = f.t("vae.image").affine(0.5, 0.5).unwrap();
-    let (mean, std) = p.encode(&img01).expect("encode");
-    assert_close("mean", &mean, &f.t("vae.mean"), TOL);
-    assert_close("mode", &mean, &f.t("vae.mode"), TOL);
-    assert_close("std", &std, &f.t("vae.std"), TOL);
-    let post = models::vae::Posterior { mean, std };
-    let sample = post.sample_with(&f.t("vae.noise")).expect("sample");
-    assert_close("sample", &sample, &f.t("vae.sample"), TOL);
-    let decoded = p.vae.decode(&f.t("vae.z")).expect("decode");
-    assert_close("decode", &decoded, &f.t("vae.decoded"), TOL);
+    for dtype in setup::dtypes() {
+        let p = pipeline_in(dtype);
+        let tol = HALF.at(dtype);
+        let check = |what: &str, got: &Tensor, want: &str| {
+            assert_close(&format!("{what} {dtype:?}"), got, &f.t(want), tol);
+        };
+        // The pipeline takes images in [0, 1]; the fixture stores the VAE's [-1, 1] input.
+        let img01 = f.t("vae.image").affine(0.5, 0.5).unwrap();
+        let (mean, std) = p.encode(&img01).expect("encode");
+        check("mean", &mean, "vae.mean");
+        check("mode", &mean, "vae.mode");
+        check("std", &std, "vae.std");
+        let post = models::vae::Posterior { mean, std };
+        let sample = post
+            .sample_with(&f.t_as("vae.noise", dtype))
+            .expect("sample");
+        check("sample", &sample, "vae.sample");
+        let decoded = p.vae.decode(&f.t_as("vae.z", dtype)).expect("decode");
+        check("decode", &decoded, "vae.decoded");
 
-    let img2 = f.t("vae2.image").affine(0.5, 0.5).unwrap();
-    let (mean2, _) = p.encode(&img2).expect("encode non-square");
-    assert_close("non-square mean", &mean2, &f.t("vae2.mean"), TOL);
-    let dec2 = p.vae.decode(&f.t("vae2.mean")).expect("decode non-square");
-    assert_close("non-square decode", &dec2, &f.t("vae2.decoded"), TOL);
+        let img2 = f.t("vae2.image").affine(0.5, 0.5).unwrap();
+        let (mean2, _) = p.encode(&img2).expect("encode non-square");
+        check("non-square mean", &mean2, "vae2.mean");
+        let dec2 = p
+            .vae
+            .decode(&f.t_as("vae2.mean", dtype))
+            .expect("decode non-square");
+        check("non-square decode", &dec2, "vae2.decoded");
+    }
 }
 
 #[test]
 fn clip_text_encoder_matches_transformers() {
     let f = Fixture::load();
-    let (enc, tok, files) =
-        weights::load_text_encoder(&dir().join("tiny-ip2p"), &opts()).expect("text encoder");
-    assert_eq!(files.len(), 3);
     let prompts = f.json["clip.prompts"].as_array().expect("prompts");
     let ids = f.json["clip.ids"].as_array().expect("ids");
-    for (i, (prompt, want_ids)) in prompts.iter().zip(ids).enumerate() {
-        let prompt = prompt.as_str().expect("str");
-        let got = tok.encode_padded(prompt);
-        let want: Vec<u32> = serde_json::from_value(want_ids.clone()).expect("ids");
-        assert_eq!(got, want, "token ids of {prompt:?}");
-        let x = Tensor::from_vec(got, (1, 77), &Device::Cpu).unwrap();
-        let hidden = enc.forward(&x).expect("forward");
-        assert_close(prompt, &hidden, &f.t(&format!("clip.hidden.{i}")), TOL);
+    for dtype in setup::dtypes() {
+        let (enc, tok, files) =
+            weights::load_text_encoder(&dir().join("tiny-ip2p"), &opts_in(dtype))
+                .expect("text encoder");
+        assert_eq!(files.len(), 3);
+        for (i, (prompt, want_ids)) in prompts.iter().zip(ids).enumerate() {
+            let prompt = prompt.as_str().expect("str");
+            let got = tok.encode_padded(prompt);
+            let want: Vec<u32> = serde_json::from_value(want_ids.clone()).expect("ids");
+            assert_eq!(got, want, "token ids of {prompt:?}");
+            let x = Tensor::from_vec(got, (1, 77), &setup::device()).unwrap();
+            let hidden = enc.forward(&x).expect("forward");
+            let what = format!("{prompt} {dtype:?}");
+            let want = f.t(&format!("clip.hidden.{i}"));
+            assert_close(&what, &hidden, &want, HALF.at(dtype));
+        }
     }
+    let (_, tok, _) =
+        weights::load_text_encoder(&dir().join("tiny-ip2p"), &opts()).expect("text encoder");
     for case in f.json["tokenizer_cases"].as_array().expect("cases") {
         let text = case["text"].as_str().expect("text");
         let want: Vec<u32> = serde_json::from_value(case["ids"].clone()).expect("ids");
@@ -200,8 +255,12 @@ fn ip2p_scheduler_config() -> EulerAncestralConfig {
 }
 
 fn ip2p_method_batched(batch: usize) -> InstructPix2Pix {
+    ip2p_method_in(batch, DType::F32)
+}
+
+fn ip2p_method_in(batch: usize, dtype: DType) -> InstructPix2Pix {
     let d = dir().join("tiny-ip2p");
-    let (text, tokenizer, _) = weights::load_text_encoder(&d, &opts()).expect("text");
+    let (text, tokenizer, _) = weights::load_text_encoder(&d, &opts_in(dtype)).expect("text");
     // diffusers 0.42 snaps to multiples of 8 (the VAE factor); the original pipeline used 64.
     let options = Ip2pOptions {
         steps: 3,
@@ -211,7 +270,7 @@ fn ip2p_method_batched(batch: usize) -> InstructPix2Pix {
     };
     InstructPix2Pix::from_parts(
         options,
-        pipeline(),
+        pipeline_in(dtype),
         text,
         tokenizer,
         ip2p_scheduler_config(),
@@ -248,31 +307,38 @@ fn ip2p_reference_image(f: &Fixture) -> Tensor {
 #[test]
 fn instruct_pix2pix_pass_matches_the_diffusers_pipeline() {
     let f = Fixture::load();
-    let m = ip2p_method();
-    let embeds = m.prompt_embeds("amusement").expect("embeds");
-    assert_close("prompt embeds", &embeds, &f.t("ip2p.prompt_embeds"), TOL);
     let source = image::open(dir().join("ip2p_source.png"))
         .expect("png")
         .to_rgb8();
-    let pre = m.preprocess(&source).expect("preprocess");
-    assert_eq!(
-        pre.dimensions(),
-        (96, 64),
-        "96x64 is already a multiple of 8"
-    );
-    let x = image_to_unit_tensor(&pre, &Device::Cpu).unwrap();
-    let (mode, _) = pipeline().encode(&x).expect("mode");
-    assert_close("image latents", &mode, &f.t("ip2p.image_latents"), TOL);
-    let mut noise = ip2p_replay_noise(&f);
-    let out = m.edit_unit(&source, "amusement", &mut noise).expect("edit");
-    assert!(!noise.exhausted, "draws in the reference's order and sizes");
-    assert_close("ip2p image", &out, &ip2p_reference_image(&f), TOL);
+    for dtype in setup::dtypes() {
+        let tol = HALF.at(dtype);
+        let m = ip2p_method_in(1, dtype);
+        let embeds = m.prompt_embeds("amusement").expect("embeds");
+        let what = format!("prompt embeds {dtype:?}");
+        assert_close(&what, &embeds, &f.t("ip2p.prompt_embeds"), tol);
+        let pre = m.preprocess(&source).expect("preprocess");
+        assert_eq!(
+            pre.dimensions(),
+            (96, 64),
+            "96x64 is already a multiple of 8"
+        );
+        let x = image_to_unit_tensor(&pre, &Device::Cpu).unwrap();
+        let (mode, _) = pipeline_in(dtype).encode(&x).expect("mode");
+        let what = format!("image latents {dtype:?}");
+        assert_close(&what, &mode, &f.t("ip2p.image_latents"), tol);
+        let mut noise = ip2p_replay_noise(&f);
+        let out = m.edit_unit(&source, "amusement", &mut noise).expect("edit");
+        assert!(!noise.exhausted, "draws in the reference's order and sizes");
+        let what = format!("ip2p image {dtype:?}");
+        assert_close(&what, &out, &ip2p_reference_image(&f), tol);
+    }
 }
 
 fn emoeditor_pass(f: &Fixture, p: &EditPipeline, prefix: &str, image: &Tensor) -> Tensor {
     let cond_img = f.t("emo.image");
     let (cond, _) = p.encode(&cond_img).expect("cond");
-    assert_close("cond latents", &cond, &f.t("emo.cond_latents"), TOL);
+    let what = format!("cond latents {:?}", p.dtype);
+    assert_close(&what, &cond, &f.t("emo.cond_latents"), HALF.at(p.dtype));
     let t = f.json[format!("{prefix}.T")].as_u64().expect("T") as usize;
     let mut sched = Ddim::new(DdimConfig::stable_diffusion_v1_4()).expect("ddim");
     let mut noise = ReplayNoise::new(
@@ -304,12 +370,15 @@ fn emoeditor_pass(f: &Fixture, p: &EditPipeline, prefix: &str, image: &Tensor) -
 #[test]
 fn emoeditor_passes_match_the_authors_forward() {
     let f = Fixture::load();
-    let p = pipeline();
-    let a = emoeditor_pass(&f, &p, "emo", &f.t("emo.image"));
-    assert_close("pass A", &a, &f.t("emo.out"), TOL);
-    // Pass B edits pass A's REFERENCE output, so the comparison isolates this pass.
-    let b = emoeditor_pass(&f, &p, "emoB", &f.t("emo.out"));
-    assert_close("pass B", &b, &f.t("emoB.out"), TOL);
+    for dtype in setup::dtypes() {
+        let p = pipeline_in(dtype);
+        let tol = HALF.at(dtype);
+        let a = emoeditor_pass(&f, &p, "emo", &f.t("emo.image"));
+        assert_close(&format!("pass A {dtype:?}"), &a, &f.t("emo.out"), tol);
+        // Pass B edits pass A's REFERENCE output, so the comparison isolates this pass.
+        let b = emoeditor_pass(&f, &p, "emoB", &f.t("emo.out"));
+        assert_close(&format!("pass B {dtype:?}"), &b, &f.t("emoB.out"), tol);
+    }
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! Timing of the InstructPix2Pix UNet and a whole InstructPix2Pix edit at the real Stable
-//! Diffusion 1.5 shapes, with random weights (no download), on the CPU; the diffusers side is
-//! `bench/python/diffusion_bench.py`, run on the same machine.
+//! Timing of the InstructPix2Pix UNet, a whole InstructPix2Pix edit and a whole EmoEditor pass
+//! (`--batch` images at once) at the real Stable Diffusion 1.5 shapes, with random weights (no
+//! download), on the CPU; the diffusers side is `bench/python/diffusion_bench.py`, run on the
+//! same machine.
 //!
 //! `cargo bench -p emobench-models --bench unet -- [--size 256] [--steps 3] [--repeats 3]
 //! [--batch 1] [--device cpu|cuda:N] [--dtype f32|f16|bf16] [--edit-only] [--json out.json]`.
@@ -15,8 +16,8 @@ use candle_core::{DType, Device, Result, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
 use models::noise::SeededNoise;
-use models::pipeline::{EditPipeline, Guidance};
-use models::schedulers::{EulerAncestral, EulerAncestralConfig};
+use models::pipeline::{EditPipeline, EmoPassItem, Guidance};
+use models::schedulers::{Ddim, DdimConfig, EulerAncestral, EulerAncestralConfig};
 use models::unet::{UNet, UNetConfig};
 use models::vae::{AutoencoderKl, VaeConfig};
 
@@ -239,6 +240,40 @@ fn main() -> Result<()> {
         "whole Ip2p edit, {steps} steps (VAE encode + decode included): {edit_s:.2} s; \
          encode + step 1, then each step: {per_step:.2?} s"
     );
+    // EmoEditor: one pass per image (VAE encode of the image, DDIM over `steps` of the authors'
+    // T = 777 training steps, decode), `batch` images in one batched pass. Not in `--edit-only` runs:
+    // their peak memory is the Ip2p edit's alone.
+    let mut emoeditor_s = None;
+    if !edit_only {
+        let context = Tensor::rand(-1f32, 1f32, (1, 77, 768), &dev)?;
+        let (cond, _) = pipeline.encode(&image).map_err(err)?;
+        let sched_err =
+            |e: models::schedulers::SchedulerError| candle_core::Error::Msg(e.to_string());
+        let mut scheds = (0..batch)
+            .map(|_| Ddim::new(DdimConfig::stable_diffusion_v1_4()).map_err(sched_err))
+            .collect::<Result<Vec<_>>>()?;
+        let mut noises: Vec<SeededNoise> = (0..batch).map(|i| SeededNoise::new(i as u64)).collect();
+        let mut items: Vec<EmoPassItem<'_>> = scheds
+            .iter_mut()
+            .zip(noises.iter_mut())
+            .map(|(scheduler, noise)| EmoPassItem {
+                context: &context,
+                image01: &image,
+                cond_latents: &cond,
+                scheduler,
+                train_steps: 777,
+                noise,
+            })
+            .collect();
+        let t = Instant::now();
+        let _ = pipeline
+            .emoeditor_pass_batch(&mut items, steps, None)
+            .map_err(err)?;
+        sync()?;
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!("EmoEditor pass, {batch} image(s), {steps} steps: {secs:.2} s");
+        emoeditor_s = Some(secs);
+    }
     let json = serde_json::json!({
         "implementation": "emobench (candle 0.11.1 + fused CPU kernels)",
         "device": text("--device", "cpu"),
@@ -253,6 +288,8 @@ fn main() -> Result<()> {
         "edit_seconds": edit_s,
         "edit_only": edit_only,
         "peak_rss_gb": rss_gb().1,
+        "emoeditor_images": batch,
+        "emoeditor_pass_seconds": emoeditor_s,
     });
     if let Some(i) = args.iter().position(|a| a == "--json") {
         if let Some(path) = args.get(i + 1) {

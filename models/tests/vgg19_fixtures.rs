@@ -6,7 +6,7 @@ mod common;
 
 use candle_core::{Device, Tensor, Var};
 use candle_nn::VarBuilder;
-use common::{rel_err, tensors, tiny_config, tiny_vb};
+use common::{rel_err, setup, tensors, tiny_config, tiny_vb, tiny_vb_in};
 use models::vgg19::{
     max_pool2x2, relu_torch, Tap, TapPoint, Vgg19Config, Vgg19Error, Vgg19Features,
     CLIPSTYLER_CONTENT_TAPS, NST_STYLE_TAPS,
@@ -14,6 +14,12 @@ use models::vgg19::{
 
 /// Single evaluations: max |d| / max |ref| below this.
 const TOL: f32 = 1e-4;
+
+/// [`TOL`] in f32; in half precision (`EMOBENCH_DTYPE`), the measured errors with a margin.
+const HALF: setup::Tol = setup::Tol {
+    f32: TOL,
+    f16: 10.0,
+};
 
 #[test]
 fn activations_match_torch_at_every_conv_and_relu() {
@@ -24,12 +30,15 @@ fn activations_match_torch_at_every_conv_and_relu() {
         .iter()
         .map(|&m| Tap::module_output(&cfg, m).expect("tap"))
         .collect();
-    let vgg = Vgg19Features::new(tiny_vb(), &cfg, &taps).expect("builds");
-    let acts = vgg.forward(&t["content"]).expect("forward");
-    for (m, a) in modules.iter().zip(&acts) {
-        let err = rel_err(a, &t[&format!("module_{m}")]);
-        eprintln!("module {m}: rel err {err:.2e}");
-        assert!(err < TOL, "module {m}: {err}");
+    for dtype in setup::dtypes() {
+        let vgg = Vgg19Features::new(tiny_vb_in(dtype), &cfg, &taps).expect("builds");
+        let x = t["content"].to_dtype(dtype).unwrap();
+        let acts = vgg.forward(&x).expect("forward");
+        for (m, a) in modules.iter().zip(&acts) {
+            let err = rel_err(a, &t[&format!("module_{m}")]);
+            eprintln!("module {m} {dtype:?}: rel err {err:.2e}");
+            assert!(err < HALF.at(dtype), "module {m} {dtype:?}: {err}");
+        }
     }
 }
 

@@ -215,6 +215,22 @@ impl Predictor {
         })
     }
 
+    /// The same predictor computing in `dtype` (`f16` or `bf16` on a GPU). Inputs and outputs stay
+    /// `f32`; on the CPU anything but `f32` runs on candle's operators instead of the fused kernels.
+    pub fn with_dtype(self, dtype: DType) -> Result<Self, PredictorError> {
+        Ok(Self {
+            model: self.model.to_dtype(dtype)?,
+            ..self
+        })
+    }
+
+    /// `layer4`'s output and the logits for a batch from [`Self::to_input`], both `f32`.
+    fn run(&self, x: &Tensor) -> Result<(Tensor, Tensor), PredictorError> {
+        let feats = self.model.features(&x.to_dtype(self.model.dtype())?)?;
+        let logits = self.model.head(&feats)?.to_dtype(DType::F32)?;
+        Ok((feats.to_dtype(DType::F32)?, logits))
+    }
+
     /// Where the weights came from.
     pub fn source(&self) -> &PredictorSource {
         &self.source
@@ -282,14 +298,13 @@ impl Predictor {
     /// as the EmoEditor critic feeds the decoded image to P without quantising it.
     pub fn logits(&self, x: &Tensor) -> Result<Vec<Vec<f32>>, PredictorError> {
         let x = x.to_device(&self.device)?.to_dtype(DType::F32)?;
-        Ok(self.model.head(&self.model.features(&x)?)?.to_vec2()?)
+        Ok(self.run(&x)?.1.to_vec2()?)
     }
 
     /// Predicts a batch of images (all the same size; 224x224 for the metrics).
     pub fn predict(&self, images: &[&RgbImage]) -> Result<Vec<Prediction>, PredictorError> {
         let x = self.to_input(images)?;
-        let logits = self.model.head(&self.model.features(&x)?)?;
-        let rows: Vec<Vec<f32>> = logits.to_vec2()?;
+        let rows: Vec<Vec<f32>> = self.run(&x)?.1.to_vec2()?;
         Ok(rows.into_iter().map(|l| self.prediction(l)).collect())
     }
 
@@ -300,14 +315,19 @@ impl Predictor {
         images: &[&RgbImage],
     ) -> Result<Vec<(Prediction, CamMap)>, PredictorError> {
         let x = self.to_input(images)?;
-        let feats = self.model.features(&x)?;
-        let logits: Vec<Vec<f32>> = self.model.head(&feats)?.to_vec2()?;
+        let (feats, logits) = self.run(&x)?;
+        let logits: Vec<Vec<f32>> = logits.to_vec2()?;
         let (_, c, fh, fw) = feats.dims4()?;
         let feats = feats
             .to_device(&Device::Cpu)?
             .flatten_all()?
             .to_vec1::<f32>()?;
-        let fc: Vec<Vec<f32>> = self.model.fc_weight().to_device(&Device::Cpu)?.to_vec2()?;
+        let fc: Vec<Vec<f32>> = self
+            .model
+            .fc_weight()
+            .to_device(&Device::Cpu)?
+            .to_dtype(DType::F32)?
+            .to_vec2()?;
         let mut out = Vec::with_capacity(images.len());
         for (i, (l, img)) in logits.into_iter().zip(images).enumerate() {
             let mut best = 0;

@@ -8,7 +8,7 @@
 
 mod cpu;
 
-use candle_core::{Device, Module, Tensor, D};
+use candle_core::{DType, Device, Module, Tensor, D};
 
 use crate::weights::checkpoint::{CheckpointError, StateDict};
 
@@ -128,6 +128,17 @@ impl ConvBn {
     }
 }
 
+impl ConvBn {
+    /// The folded weights in `dtype`; the fused CPU copy stays `f32`, as it only runs `f32`.
+    fn to_dtype(&self, dtype: DType) -> candle_core::Result<Self> {
+        Ok(Self {
+            weight: self.weight.to_dtype(dtype)?,
+            bias: self.bias.to_dtype(dtype)?,
+            ..self.clone()
+        })
+    }
+}
+
 impl Module for ConvBn {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         // Used on GPUs; the CPU path is `cpu::CpuConv`.
@@ -239,6 +250,38 @@ impl ResNet18 {
     /// The configuration this model was built with.
     pub fn config(&self) -> &ResNetConfig {
         &self.config
+    }
+
+    /// The same network with its weights in `dtype` (half precision for GPUs; on the CPU
+    /// anything but `f32` runs on candle's operators).
+    pub fn to_dtype(&self, dtype: DType) -> candle_core::Result<Self> {
+        let blocks = self
+            .blocks
+            .iter()
+            .map(|b| {
+                Ok(BasicBlock {
+                    conv1: b.conv1.to_dtype(dtype)?,
+                    conv2: b.conv2.to_dtype(dtype)?,
+                    downsample: b
+                        .downsample
+                        .as_ref()
+                        .map(|d| d.to_dtype(dtype))
+                        .transpose()?,
+                })
+            })
+            .collect::<candle_core::Result<_>>()?;
+        Ok(Self {
+            config: self.config.clone(),
+            stem: self.stem.to_dtype(dtype)?,
+            blocks,
+            fc_weight: self.fc_weight.to_dtype(dtype)?,
+            fc_bias: self.fc_bias.to_dtype(dtype)?,
+        })
+    }
+
+    /// The weights' dtype.
+    pub fn dtype(&self) -> DType {
+        self.fc_weight.dtype()
     }
 
     /// `fc.weight`, shape (classes, widths[3]); Grad-CAM's channel weights are its rows / (H*W).

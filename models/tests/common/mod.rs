@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod setup;
+
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
@@ -31,18 +33,21 @@ pub fn tiny_config() -> Vgg19Config {
 
 /// A builder over the tiny network's weights.
 pub fn tiny_vb() -> VarBuilder<'static> {
+    tiny_vb_in(DType::F32)
+}
+
+/// A builder over the tiny network's weights, converted to `dtype`.
+pub fn tiny_vb_in(dtype: DType) -> VarBuilder<'static> {
     let path = dir().join("tiny_vgg.safetensors");
     // SAFETY: a test fixture nobody rewrites while the tests run.
-    unsafe { VarBuilder::from_mmaped_safetensors(&[path], DType::F32, &Device::Cpu) }
+    unsafe { VarBuilder::from_mmaped_safetensors(&[path], dtype, &Device::Cpu) }
         .expect("tiny weights")
 }
 
-/// max |a - b| / max |b|.
+/// max |a - b| / max |b|, in f32 whatever the tensors' dtype.
 pub fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims(), "shapes");
-    let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    rel_err_slices(&a, &b)
+    rel_err_slices(&setup::host_f32(a), &setup::host_f32(b))
 }
 
 /// max |a - b| / max |b| of two slices.
