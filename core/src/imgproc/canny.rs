@@ -41,108 +41,219 @@ fn cv_floor(v: f64) -> i32 {
     }
 }
 
-/// Sobel derivatives of one channel-interleaved 8-bit image, reduced to one `(dx, dy, |dx|+|dy|)`
-/// per pixel by OpenCV's largest-magnitude channel rule.
-fn gradients<const CN: usize>(src: &[u8], w: usize, h: usize) -> (Vec<i16>, Vec<i16>, Vec<i32>) {
-    let n = w * h;
-    let mut dxs = vec![0i16; n];
-    let mut dys = vec![0i16; n];
-    let mut mags = vec![0i32; n];
-    let stride = w * CN;
-    for y in 0..h {
-        // BORDER_REPLICATE: the missing neighbour is the edge pixel itself.
-        let up = &src[y.saturating_sub(1) * stride..][..stride];
-        let mid = &src[y * stride..][..stride];
-        let down = &src[(y + 1).min(h - 1) * stride..][..stride];
-        for x in 0..w {
-            let (l, m, r) = (x.saturating_sub(1) * CN, x * CN, (x + 1).min(w - 1) * CN);
-            let mut best = (0i32, 0i32, -1i32);
-            for c in 0..CN {
-                let v = |row: &[u8], i: usize| i32::from(row[i + c]);
-                let dx =
-                    (v(up, r) - v(up, l)) + 2 * (v(mid, r) - v(mid, l)) + (v(down, r) - v(down, l));
-                let dy = (v(down, l) + 2 * v(down, m) + v(down, r))
-                    - (v(up, l) + 2 * v(up, m) + v(up, r));
-                let mag = dx.abs() + dy.abs();
-                // Strict comparison: on ties the earlier channel keeps the pixel, as in OpenCV.
-                if mag > best.2 {
-                    best = (dx, dy, mag);
-                }
-            }
-            let i = y * w + x;
-            // |dx|, |dy| <= 4 * 255, well inside i16 (OpenCV stores them as CV_16S).
-            dxs[i] = best.0 as i16;
-            dys[i] = best.1 as i16;
-            mags[i] = best.2;
-        }
+/// One row of Sobel input: the vertical sums `up + 2 mid + down` and differences `down - up` of
+/// every channel value, with one replicated pixel either side (`BORDER_REPLICATE`).
+#[inline(always)]
+fn vertical<const CN: usize>(up: &[u8], mid: &[u8], down: &[u8], vs: &mut [i32], vd: &mut [i32]) {
+    let n = up.len();
+    let (mid, down) = (&mid[..n], &down[..n]);
+    let (vsi, vdi) = (&mut vs[CN..CN + n], &mut vd[CN..CN + n]);
+    for i in 0..n {
+        let (u, m, d) = (i32::from(up[i]), i32::from(mid[i]), i32::from(down[i]));
+        vsi[i] = u + 2 * m + d;
+        vdi[i] = d - u;
     }
-    (dxs, dys, mags)
+    for c in 0..CN {
+        vs[c] = vs[CN + c];
+        vd[c] = vd[CN + c];
+        vs[CN + n + c] = vs[n + c];
+        vd[CN + n + c] = vd[n + c];
+    }
 }
 
-/// Non-maximum suppression, double threshold and hysteresis on precomputed gradients.
-fn edges_from_gradients(
-    dxs: &[i16],
-    dys: &[i16],
-    mags: &[i32],
-    w: usize,
-    h: usize,
+/// Horizontal half of the Sobel kernels on a [`vertical`] row: `dx`, `dy` and `|dx| + |dy|` of
+/// every channel value.
+#[inline(always)]
+fn horizontal<const CN: usize>(
+    vs: &[i32],
+    vd: &[i32],
+    dx: &mut [i32],
+    dy: &mut [i32],
+    mag: &mut [i32],
+) {
+    let n = dx.len();
+    let (dy, mag) = (&mut dy[..n], &mut mag[..n]);
+    let (sl, sr) = (&vs[..n], &vs[2 * CN..2 * CN + n]);
+    let (dl, dm, dr) = (&vd[..n], &vd[CN..CN + n], &vd[2 * CN..2 * CN + n]);
+    for i in 0..n {
+        let gx = sr[i] - sl[i];
+        let gy = dl[i] + 2 * dm[i] + dr[i];
+        dx[i] = gx;
+        dy[i] = gy;
+        mag[i] = gx.abs() + gy.abs();
+    }
+}
+
+/// OpenCV's colour rule: per pixel, the channel with the largest magnitude supplies `dx`, `dy`
+/// and the magnitude (the earliest channel on ties, hence the strict `>`).
+#[inline(always)]
+fn select3(
+    dx3: &[i32],
+    dy3: &[i32],
+    mag3: &[i32],
+    dx: &mut [i32],
+    dy: &mut [i32],
+    mag: &mut [i32],
+) {
+    let n = dx.len();
+    let (dy, mag) = (&mut dy[..n], &mut mag[..n]);
+    let (dx3, dy3, mag3) = (&dx3[..3 * n], &dy3[..3 * n], &mag3[..3 * n]);
+    for x in 0..n {
+        let (mut m, mut gx, mut gy) = (mag3[3 * x], dx3[3 * x], dy3[3 * x]);
+        for c in 1..3 {
+            let mc = mag3[3 * x + c];
+            let better = mc > m;
+            m = if better { mc } else { m };
+            gx = if better { dx3[3 * x + c] } else { gx };
+            gy = if better { dy3[3 * x + c] } else { gy };
+        }
+        dx[x] = gx;
+        dy[x] = gy;
+        mag[x] = m;
+    }
+}
+
+/// Non-maximum suppression and the double threshold on one row: `above`, `row` and `below` are
+/// magnitude rows with a zero pixel either side; `dx`, `dy` the row's gradients. Writes
+/// [`NOT_EDGE`], [`CANDIDATE`] or [`EDGE`] per pixel, branch-free so that it vectorises.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn suppress_row(
+    above: &[i32],
+    row: &[i32],
+    below: &[i32],
+    dx: &[i32],
+    dy: &[i32],
     low: i32,
     high: i32,
-) -> Vec<u8> {
-    // Magnitudes with a zero frame, so neighbours outside the image compare as 0.
-    let mw = w + 2;
-    let mut mag = vec![0i32; mw * (h + 2)];
-    for y in 0..h {
-        mag[(y + 1) * mw + 1..(y + 1) * mw + 1 + w].copy_from_slice(&mags[y * w..(y + 1) * w]);
+    out: &mut [u8],
+) {
+    let n = out.len();
+    let (dx, dy) = (&dx[..n], &dy[..n]);
+    let (al, am, ar) = (&above[..n], &above[1..=n], &above[2..n + 2]);
+    let (cl, cm, cr) = (&row[..n], &row[1..=n], &row[2..n + 2]);
+    let (bl, bm, br) = (&below[..n], &below[1..=n], &below[2..n + 2]);
+    for x in 0..n {
+        let m = cm[x];
+        let (xs, ys) = (dx[x], dy[x]);
+        let ax = xs.abs();
+        let ay = ys.abs() << CANNY_SHIFT;
+        let tg22x = ax * TG22;
+        let tg67x = tg22x + (ax << (CANNY_SHIFT + 1));
+        // Within 22.5 deg of horizontal: left and right; of vertical: above and below; else
+        // the diagonal that the signs of dx and dy pick, strictly on both sides.
+        let horizontal = m > cl[x] && m >= cr[x];
+        let vertical = m > am[x] && m >= bm[x];
+        let diagonal = if (xs ^ ys) < 0 {
+            m > ar[x] && m > bl[x]
+        } else {
+            m > al[x] && m > br[x]
+        };
+        let is_max = if ay < tg22x {
+            horizontal
+        } else if ay > tg67x {
+            vertical
+        } else {
+            diagonal
+        };
+        let kept = is_max && m > low;
+        out[x] = if !kept {
+            NOT_EDGE
+        } else if m > high {
+            EDGE
+        } else {
+            CANDIDATE
+        };
     }
-    // The edge map shares the frame layout; the frame itself can never become an edge.
-    let mut map = vec![NOT_EDGE; mw * (h + 2)];
-    let mut stack: Vec<usize> = Vec::new();
-    for y in 0..h {
-        for x in 0..w {
-            let p = (y + 1) * mw + x + 1;
-            let m = mag[p];
-            if m <= low {
-                continue;
-            }
-            let xs = i32::from(dxs[y * w + x]);
-            let ys = i32::from(dys[y * w + x]);
-            let ax = xs.abs();
-            let ay = ys.abs() << CANNY_SHIFT;
-            let tg22x = ax * TG22;
-            let is_max = if ay < tg22x {
-                // Gradient within 22.5 deg of horizontal: compare left and right.
-                m > mag[p - 1] && m >= mag[p + 1]
-            } else {
-                let tg67x = tg22x + (ax << (CANNY_SHIFT + 1));
-                if ay > tg67x {
-                    // Within 22.5 deg of vertical: compare above and below.
-                    m > mag[p - mw] && m >= mag[p + mw]
-                } else {
-                    // Diagonal: the sign agreement of dx and dy picks which diagonal.
-                    let up = if (xs ^ ys) < 0 {
-                        p - mw + 1
-                    } else {
-                        p - mw - 1
-                    };
-                    let down = if (xs ^ ys) < 0 {
-                        p + mw - 1
-                    } else {
-                        p + mw + 1
-                    };
-                    m > mag[up] && m > mag[down]
-                }
-            };
-            if is_max {
-                if m > high {
-                    map[p] = EDGE;
-                    stack.push(p);
-                } else {
-                    map[p] = CANDIDATE;
-                }
-            }
+}
+
+models::multiversion! {
+    /// Sobel, channel selection, non-maximum suppression and the double threshold, streamed one
+    /// row at a time through a three-row ring of magnitudes, into `map` (the image with a frame
+    /// of [`NOT_EDGE`], `(w + 2) x (h + 2)`).
+    fn suppress(src: &[u8], cn: usize, w: usize, h: usize, low: i32, high: i32, map: &mut [u8]) {
+        if cn == 3 {
+            suppress_impl::<3>(src, w, h, (low, high), map);
+        } else {
+            suppress_impl::<1>(src, w, h, (low, high), map);
         }
     }
+}
+
+#[inline(always)]
+fn suppress_impl<const CN: usize>(
+    src: &[u8],
+    w: usize,
+    h: usize,
+    (low, high): (i32, i32),
+    map: &mut [u8],
+) {
+    let stride = w * CN;
+    let mw = w + 2;
+    let mut vs = vec![0i32; (w + 2) * CN];
+    let mut vd = vec![0i32; (w + 2) * CN];
+    // Per channel value (colour only) and per pixel; the pixel rows of the last two image rows
+    // are kept for the row whose neighbours are complete.
+    let mut chan = vec![0i32; if CN > 1 { 3 * stride } else { 0 }];
+    let mut grads = vec![0i32; 4 * w];
+    // Three magnitude rows with a zero pixel either side; row -1 and row h are all zero.
+    let mut mags = vec![0i32; 3 * mw];
+    let zeros = vec![0i32; mw];
+    for y in 0..=h {
+        if y < h {
+            let up = &src[y.saturating_sub(1) * stride..][..stride];
+            let mid = &src[y * stride..][..stride];
+            let down = &src[(y + 1).min(h - 1) * stride..][..stride];
+            vertical::<CN>(up, mid, down, &mut vs, &mut vd);
+            let (gdx, gdy) = grads.split_at_mut(2 * w);
+            let (dx, dy) = (&mut gdx[(y % 2) * w..][..w], &mut gdy[(y % 2) * w..][..w]);
+            let mag = &mut mags[(y % 3) * mw..][1..=w];
+            if CN == 1 {
+                horizontal::<1>(&vs, &vd, dx, dy, mag);
+            } else {
+                let (dx3, rest) = chan.split_at_mut(stride);
+                let (dy3, mag3) = rest.split_at_mut(stride);
+                horizontal::<CN>(&vs, &vd, dx3, dy3, mag3);
+                select3(dx3, dy3, mag3, dx, dy, mag);
+            }
+        } else {
+            mags[(y % 3) * mw..][..mw].fill(0);
+        }
+        if y == 0 {
+            continue;
+        }
+        // Row y - 1 now has both neighbours.
+        let r = y - 1;
+        let above = if r == 0 {
+            &zeros[..]
+        } else {
+            &mags[((r - 1) % 3) * mw..][..mw]
+        };
+        let row = &mags[(r % 3) * mw..][..mw];
+        let below = &mags[(y % 3) * mw..][..mw];
+        let (gdx, gdy) = grads.split_at(2 * w);
+        let (dx, dy) = (&gdx[(r % 2) * w..][..w], &gdy[(r % 2) * w..][..w]);
+        let out = &mut map[(r + 1) * mw + 1..][..w];
+        suppress_row(above, row, below, dx, dy, low, high, out);
+    }
+}
+
+/// Hysteresis: every [`EDGE`] floods its 8-connected [`CANDIDATE`] neighbours, transitively.
+/// The frame of `map` is never a candidate, so no neighbour lies outside it.
+fn hysteresis(map: &mut [u8], mw: usize) {
+    let mut stack: Vec<usize> = Vec::new();
+    // Seeds, found eight states at a time: only EDGE (2) has bit 1 set.
+    const BIT1: u64 = 0x0202_0202_0202_0202;
+    for (k, chunk) in map.chunks_exact(8).enumerate() {
+        let mut word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])) & BIT1;
+        while word != 0 {
+            let byte = word.trailing_zeros() as usize / 8;
+            stack.push(k * 8 + byte);
+            word &= word - 1;
+        }
+    }
+    let tail = map.len() / 8 * 8;
+    stack.extend((tail..map.len()).filter(|&p| map[p] == EDGE));
     while let Some(p) = stack.pop() {
         for q in [
             p - mw - 1,
@@ -160,15 +271,6 @@ fn edges_from_gradients(
             }
         }
     }
-    let mut out = vec![0u8; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            if map[(y + 1) * mw + x + 1] == EDGE {
-                out[y * w + x] = 255;
-            }
-        }
-    }
-    out
 }
 
 fn canny_impl<const CN: usize>(src: &[u8], w: u32, h: u32, low: f64, high: f64) -> GrayImage {
@@ -177,8 +279,17 @@ fn canny_impl<const CN: usize>(src: &[u8], w: u32, h: u32, low: f64, high: f64) 
         return GrayImage::new(w, h);
     }
     let (low, high) = if low > high { (high, low) } else { (low, high) };
-    let (dxs, dys, mags) = gradients::<CN>(src, wu, hu);
-    let out = edges_from_gradients(&dxs, &dys, &mags, wu, hu, cv_floor(low), cv_floor(high));
+    let mw = wu + 2;
+    let mut map = vec![NOT_EDGE; mw * (hu + 2)];
+    suppress(src, CN, wu, hu, cv_floor(low), cv_floor(high), &mut map);
+    hysteresis(&mut map, mw);
+    let mut out = vec![0u8; wu * hu];
+    for (o, m) in out.chunks_exact_mut(wu).zip(map[mw..].chunks_exact(mw)) {
+        for (o, m) in o.iter_mut().zip(&m[1..=wu]) {
+            // EDGE (2) -> 255; CANDIDATE (0) and NOT_EDGE (1) -> 0.
+            *o = (m >> 1).wrapping_neg();
+        }
+    }
     GrayImage::from_raw(w, h, out).unwrap_or_else(|| GrayImage::new(w, h))
 }
 

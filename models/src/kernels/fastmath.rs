@@ -17,7 +17,9 @@
 /// baseline, and picks the widest the CPU has at run time. The body sits in an
 /// `#[inline(always)]` function called from `#[target_feature]` wrappers, so it is always inlined
 /// into them and vectorised at their width (a closure would be compiled once, at the baseline).
-/// Helpers the body calls must be `#[inline(always)]` too.
+/// Helpers the body calls must be `#[inline(always)]` too. Exported for the integer image
+/// kernels of `emobench-core` (Canny).
+#[macro_export]
 macro_rules! multiversion {
     ($(#[$attr:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$attr])*
