@@ -16,7 +16,8 @@ What it measures (torch.set_num_threads(--threads), default 2):
   * full-size torchvision resnet18(num_classes=8), random weights (seed 0) or --weights,
     eval mode, no_grad, 224x224 input: ms/image at batch 1 and at batch 8
   * pytorch-grad-cam GradCAM(target_layers=[model.layer4[-1]]), targets=None: ms/image
-  * cv2.Canny(img, 200, 500) on a 224x224x3 RGB uint8 image: ms
+  * cv2.Canny(img, 200, 500) on a 224x224x3 RGB uint8 image and on its gray: ms, with
+    cv2.setNumThreads(--threads) and with 1 thread
   * skimage structural_similarity: RGB win 7 and gray (cv2 RGB2GRAY) win 51: ms
   * the whole "score" pipeline, in conditions/s: for each source and each of its 4
     cross-valence targets, load source + generated image (PIL open, .resize((224, 224))
@@ -274,6 +275,12 @@ def main() -> None:
     timings["gradcam_ms_per_image"] = timeit(lambda: cam(input_tensor=x1, targets=None), args.runs, warmup=2)
     timings["canny_rgb224_ms"] = timeit(lambda: cv2.Canny(a, 200, 500), args.runs, warmup=5, inner=50)
     timings["canny_gray224_ms"] = timeit(lambda: cv2.Canny(ga, 200, 500), args.runs, warmup=5, inner=50)
+    # OpenCV splits Canny's rows over its threads; emobench's Canny runs on one thread (the score
+    # runs images in parallel instead), so the single-thread figures are the like-for-like ones.
+    cv2.setNumThreads(1)
+    timings["canny_rgb224_1thread_ms"] = timeit(lambda: cv2.Canny(a, 200, 500), args.runs, warmup=5, inner=50)
+    timings["canny_gray224_1thread_ms"] = timeit(lambda: cv2.Canny(ga, 200, 500), args.runs, warmup=5, inner=50)
+    cv2.setNumThreads(args.threads)
     timings["ssim_rgb_w7_ms"] = timeit(lambda: structural_similarity(a, b, channel_axis=2, data_range=255),
                                        args.runs, warmup=2, inner=5)
     timings["ssim_gray_w51_ms"] = timeit(lambda: structural_similarity(ga, gb, win_size=51, data_range=255),
