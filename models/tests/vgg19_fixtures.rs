@@ -18,7 +18,7 @@ const TOL: f32 = 1e-4;
 /// [`TOL`] in f32; in half precision (`EMOBENCH_DTYPE`), the measured errors with a margin.
 const HALF: setup::Tol = setup::Tol {
     f32: TOL,
-    f16: 10.0,
+    f16: 5e-3,
 };
 
 #[test]
