@@ -39,7 +39,6 @@ fn instruction_stage_writes_an_instruction_per_demo_condition_and_reuses_them() 
         "stage": "instructions",
         "llm": llm,
         "captions": root().join("studies/demo/lms/captions_handwritten.csv"),
-        "max_tokens": 48,
     });
     let run = || {
         Command::new(env!("CARGO_BIN_EXE_emobench"))
@@ -72,8 +71,13 @@ fn instruction_stage_writes_an_instruction_per_demo_condition_and_reuses_them() 
     );
     let run_json = std::fs::read_to_string(dir.join("run.json")).expect("run.json");
     assert!(run_json.contains("\"llm\""), "{run_json}");
-    // A rerun reuses the recorded instructions: same bytes.
+    // The demo's own options and seed: the committed example is what this run writes.
     let before = std::fs::read(dir.join("instructions.csv")).expect("read");
+    assert!(
+        before == std::fs::read(root().join("studies/demo/lms/instructions.csv")).expect("read"),
+        "studies/demo/lms/instructions.csv differs from what the instruction stage writes now"
+    );
+    // A rerun reuses the recorded instructions: same bytes.
     let o = run();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(

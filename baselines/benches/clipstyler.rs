@@ -58,7 +58,10 @@ fn cpu_seconds() -> f64 {
 }
 
 fn main() -> Result<()> {
-    let dev = Device::Cpu;
+    // DEVICE=cuda:0 on a GPU (bench/gpu/run.sh); timings wait for the device's queue.
+    let dev =
+        models::device::parse_device(&std::env::var("DEVICE").unwrap_or_else(|_| "cpu".into()))
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     let vb = VarBuilder::from_backend(Box::new(Random), DType::F32, dev.clone());
     let vision = ClipVision::new(vb, &Config::vit_base_patch32())?;
     let vgg_config = Vgg19Config::torchvision();
@@ -110,7 +113,7 @@ fn main() -> Result<()> {
             println!(
                 "iteration {}: wall {:.2} s, cpu {:.2} s (batch {batch})",
                 e - 1,
-                last.elapsed().as_secs_f64(),
+                since(last, &dev).unwrap_or(f64::NAN),
                 cpu_seconds() - cpu
             );
         }
@@ -123,19 +126,19 @@ fn main() -> Result<()> {
     println!(
         "iteration {}: wall {:.2} s, cpu {:.2} s (batch {batch}, incl. the final forward)",
         iters - 1,
-        last.elapsed().as_secs_f64(),
+        since(last, &dev)?,
         cpu_seconds() - cpu
     );
     Ok(())
 }
 
 /// Wall and CPU seconds of `f`, printed under `what`.
-fn timed<R>(what: &str, f: impl FnOnce() -> Result<R>) -> Result<R> {
+fn timed<R>(dev: &Device, what: &str, f: impl FnOnce() -> Result<R>) -> Result<R> {
     let (t, c) = (Instant::now(), cpu_seconds());
     let r = f()?;
     println!(
         "  {what:<28} wall {:7.3} s  cpu {:7.3} s",
-        t.elapsed().as_secs_f64(),
+        since(t, dev)?,
         cpu_seconds() - c
     );
     Ok(r)
@@ -143,32 +146,37 @@ fn timed<R>(what: &str, f: impl FnOnce() -> Result<R>) -> Result<R> {
 
 /// One iteration's work, stage by stage, as `Styler::loss_and_grad` and `Styler::run` do it.
 fn stages(styler: &Styler, net: &StyleNet, params: &[PatchParams]) -> Result<()> {
+    let dev = styler.content.device().clone();
     use baselines::clipstyler::{directional_loss, total_variation};
     use models::clip_vision::clip_normalize;
     let (t0, c0) = (Instant::now(), cpu_seconds());
     let c = &styler.config;
     let size = styler.vision.config().image_size;
-    let target = timed("stylenet forward", || net.forward(&styler.content, true))?;
+    let target = timed(&dev, "stylenet forward", || {
+        net.forward(&styler.content, true)
+    })?;
     let x = candle_core::Var::from_tensor(&target.detach())?;
-    let feats = timed("vgg forward", || styler.vgg.forward(x.as_tensor()))?;
+    let feats = timed(&dev, "vgg forward", || styler.vgg.forward(x.as_tensor()))?;
     let mut content = Tensor::zeros((), DType::F32, x.device())?;
     for (f, cf) in feats.iter().zip(&styler.content_features) {
         content = (content + (f - cf)?.sqr()?.mean_all()?)?;
     }
-    timed("vgg backward", || (content * c.lambda_c)?.backward())?;
-    timed("tv forward + backward", || {
+    timed(&dev, "vgg backward", || (content * c.lambda_c)?.backward())?;
+    timed(&dev, "tv forward + backward", || {
         (total_variation(x.as_tensor())? * c.lambda_tv)?.backward()
     })?;
-    let glob = timed("global clip forward", || {
+    let glob = timed(&dev, "global clip forward", || {
         let f = styler
             .vision
             .forward(&clip_normalize(x.as_tensor(), size)?)?;
         directional_loss(&f, &styler.source_feature, &styler.text_direction, None)?.mean_all()
     })?;
-    timed("global clip backward", || (glob * c.lambda_dir)?.backward())?;
+    timed(&dev, "global clip backward", || {
+        (glob * c.lambda_dir)?.backward()
+    })?;
     let (mut aug, mut fwd, mut bwd) = ((0.0, 0.0), (0.0, 0.0), (0.0, 0.0));
-    let mut add = |acc: &mut (f64, f64), t: Instant, cpu: f64| {
-        acc.0 += t.elapsed().as_secs_f64();
+    let add = |acc: &mut (f64, f64), t: Instant, cpu: f64| {
+        acc.0 += since(t, &dev).unwrap_or(f64::NAN);
         acc.1 += cpu_seconds() - cpu;
     };
     for chunk in params.chunks(c.batch.max(1)) {
@@ -200,11 +208,19 @@ fn stages(styler: &Styler, net: &StyleNet, params: &[PatchParams]) -> Result<()>
         println!("  {what:<28} wall {w:7.3} s  cpu {cpu:7.3} s");
     }
     let g = target.zeros_like()?;
-    timed("stylenet backward", || (&target * g)?.sum_all()?.backward())?;
+    timed(&dev, "stylenet backward", || {
+        (&target * g)?.sum_all()?.backward()
+    })?;
     println!(
         "iteration (stages): wall {:.2} s, cpu {:.2} s",
-        t0.elapsed().as_secs_f64(),
+        since(t0, &dev)?,
         cpu_seconds() - c0
     );
     Ok(())
+}
+
+/// Seconds since `t` once the device's queued work has finished (the CPU has none).
+fn since(t: Instant, dev: &Device) -> candle_core::Result<f64> {
+    dev.synchronize()?;
+    Ok(t.elapsed().as_secs_f64())
 }

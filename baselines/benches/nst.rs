@@ -14,7 +14,9 @@ use candle_nn::VarBuilder;
 use models::vgg19::{feature_tensor_shapes, Vgg19Config, Vgg19Features};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dev = Device::Cpu;
+    // DEVICE=cuda:0 on a GPU (bench/gpu/run.sh); timings wait for the device's queue.
+    let dev =
+        models::device::parse_device(&std::env::var("DEVICE").unwrap_or_else(|_| "cpu".into()))?;
     let cfg = Vgg19Config::torchvision();
     let mut ts = HashMap::new();
     for (name, shape) in feature_tensor_shapes(&cfg) {
@@ -50,13 +52,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..n {
         model.evaluate(&x, &targets, 1e6, 1.0)?;
     }
-    let eval = t0.elapsed().as_secs_f64() / n as f64;
+    let eval = since(t0, &dev)? / n as f64;
     let t0 = Instant::now();
     for _ in 0..n {
         let (s, c) = model.losses(&x, &targets, 1e6, 1.0)?;
         s.add(&c)?.to_vec1::<f32>()?;
     }
-    let fwd = t0.elapsed().as_secs_f64() / n as f64;
+    let fwd = since(t0, &dev)? / n as f64;
     println!(
         "candle NST closure at {size}x{size}: forward+backward {:.1} ms, forward {:.1} ms, \
          backward {:.1} ms ({} threads)",
@@ -71,7 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let v = candle_core::Var::from_tensor(&x)?;
         let t0 = Instant::now();
         trunk.forward(v.as_tensor())?[0].sum_all()?.backward()?;
-        line += &format!(" {k}: {:.0} ms", t0.elapsed().as_secs_f64() * 1e3);
+        line += &format!(" {k}: {:.0} ms", since(t0, &dev)? * 1e3);
     }
     println!("{line}");
     // Where the backward goes: the three convolutions candle runs per 3x3 layer, for the
@@ -84,7 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for _ in 0..3 {
             f()?;
         }
-        Ok(t0.elapsed().as_secs_f64() / 3.0 * 1e3)
+        Ok(since(t0, &dev)? / 3.0 * 1e3)
     };
     let fwd = time(&|| a.conv2d(&k, 1, 1, 1, 1))?;
     let grad_in = time(&|| a.conv_transpose2d(&k, 1, 0, 1, 1))?;
@@ -110,7 +112,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for _ in 0..3 {
             run()?;
         }
-        Ok(t0.elapsed().as_secs_f64() / 3.0 * 1e3)
+        Ok(since(t0, &dev)? / 3.0 * 1e3)
     };
     let pool = fb(&|x| models::vgg19::max_pool2x2(x))?;
     let relu = fb(&|x| models::vgg19::relu_torch(x))?;
@@ -121,4 +123,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          {relu:.1} ms, Gram + MSE forward+backward {gram:.1} ms"
     );
     Ok(())
+}
+
+/// Seconds since `t` once the device's queued work has finished (the CPU has none).
+fn since(t: Instant, dev: &Device) -> candle_core::Result<f64> {
+    dev.synchronize()?;
+    Ok(t.elapsed().as_secs_f64())
 }

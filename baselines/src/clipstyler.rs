@@ -491,6 +491,21 @@ pub struct ClipstylerOptions {
     pub device: String,
     /// Crops per CLIP pass (memory only).
     pub batch: usize,
+    /// Size of the written image: `source` (default; the `size` x `size` result resized back to
+    /// the source's size with Pillow bilinear, as nst does) or `working` (`size` x `size`, as the
+    /// script saves it).
+    pub output_size: OutputSize,
+}
+
+/// Size of CLIPstyler's written image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputSize {
+    /// The source image's size, like every other method's output.
+    #[default]
+    Source,
+    /// The working size (`size` x `size`), as `train_CLIPstyler.py` saves it.
+    Working,
 }
 
 impl Default for ClipstylerOptions {
@@ -514,6 +529,7 @@ impl Default for ClipstylerOptions {
             source: "a Photo".into(),
             device: "cpu".into(),
             batch: l.batch,
+            output_size: OutputSize::Source,
         }
     }
 }
@@ -760,7 +776,13 @@ impl EditMethod for ClipStyler {
                 height: h,
             });
         }
-        self.edit_tensor(req).map_err(backend)
+        let out = self.edit_tensor(req).map_err(backend)?;
+        Ok(match self.options.output_size {
+            OutputSize::Source if out.dimensions() != (w, h) => {
+                resize_pil(&out, w, h, ResizeFilter::Bilinear)
+            }
+            _ => out,
+        })
     }
 
     fn weights(&self) -> Vec<WeightFile> {

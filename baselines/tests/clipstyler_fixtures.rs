@@ -554,7 +554,23 @@ fn edit_method_is_deterministic_and_sized() {
     let a = m.edit(&EditRequest::new(&src, "amusement", 7)).unwrap();
     let b = m.edit(&EditRequest::new(&src, "amusement", 7)).unwrap();
     let c = m.edit(&EditRequest::new(&src, "amusement", 8)).unwrap();
-    assert_eq!(a.dimensions(), (48, 48));
+    assert_eq!(a.dimensions(), (40, 30), "written at the source's size");
+    let working = tiny_method(serde_json::json!({"size": 48, "steps": 2, "crops": 3,
+        "crop_size": 24, "batch": 2, "output_size": "working"}));
+    let w = working
+        .edit(&EditRequest::new(&src, "amusement", 7))
+        .unwrap();
+    assert_eq!(w.dimensions(), (48, 48), "the script's size");
+    assert_eq!(
+        a,
+        emobench_core::imgproc::resize::resize_pil(
+            &w,
+            40,
+            30,
+            emobench_core::imgproc::resize::ResizeFilter::Bilinear
+        ),
+        "the source-size output is the working-size result resized"
+    );
     assert_eq!(a, b, "same seed, same bytes");
     assert_ne!(a, c, "another seed changes the StyleNet and the crops");
     assert_eq!(m.parameters()["steps"], 2);

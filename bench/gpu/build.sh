@@ -56,6 +56,8 @@ cargo test --release --features cuda --no-run --workspace --message-format=json 
 cargo bench --no-run --features cuda --message-format=json \
   --bench predictor_device -p emobench | collect
 cargo bench --no-run --features cuda --message-format=json --bench unet -p emobench-models | collect
+cargo bench --no-run --features cuda --message-format=json -p emobench-baselines \
+  --bench nst --bench clipstyler | collect
 strip --strip-debug "$out"/*
 # The fixture tests find their files under the folder they were built in; run.sh links it.
 echo "$PWD" > "$out/BUILD_ROOT"

@@ -6,7 +6,8 @@
 #
 # It first proves correctness: the fixture tests of the predictor, InstructPix2Pix and EmoEditor
 # on cuda:0 in f32 and f16, at the tolerances they state. Then the predictor (ResNet-18, fp16,
-# batch 1 and 8) against PyTorch; the unet bench also times an EmoEditor pass of 1 and 8 images.
+# batch 1 and 8) against PyTorch; the unet bench also times an EmoEditor pass of 1 and 8 images;
+# then NST and CLIPstyler against PyTorch.
 # Without Rust on the machine: build with bench/gpu/build.sh and carry target/gpu-bin; every
 # `cargo test|bench ... --test|--bench NAME -- ARGS` below then runs target/gpu-bin/NAME ARGS,
 # with the CUDA 13 libraries it links found under / (e.g. PyTorch's nvidia wheels).
@@ -61,4 +62,13 @@ for b in 1 8; do
   "$python" bench/python/diffusion_bench.py --device cuda --dtype float16 --size 512 \
     --batch "$b" --steps 20 --repeats 5 --json "$out/diffusers-batch$b.json"
 done
+# The style baselines on the same GPU, f32 on both sides: NST's style loss (weight 1e6) overflows
+# f16, and CLIPstyler's CLIP stays f32 as on the CPU. NST: one closure evaluation at 256x256;
+# CLIPstyler: whole iterations at 512x512 (64 crops).
+DEVICE=cuda:0 cargo bench --features cuda -p emobench-baselines --bench nst \
+  | tee "$out/emobench-nst.txt"
+DEVICE=cuda "$python" bench/python/nst_bench.py | tee "$out/torch-nst.txt"
+DEVICE=cuda:0 ITERS=3 cargo bench --features cuda -p emobench-baselines --bench clipstyler \
+  | tee "$out/emobench-clipstyler.txt"
+DEVICE=cuda ITERS=3 "$python" bench/python/clipstyler_bench.py | tee "$out/torch-clipstyler.txt"
 echo "results in $out"

@@ -16,6 +16,18 @@ from transformers import CLIPConfig, CLIPModel
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "baselines", "tests", "fixtures", "clipstyler"))
 torch.set_num_threads(int(os.environ.get("THREADS", "2")))
+
+# DEVICE=cuda on a GPU (bench/gpu/run.sh): everything is made there; clocks wait for its queue.
+DEVICE = os.environ.get("DEVICE", "cpu")
+torch.set_default_device(DEVICE)
+
+
+def now():
+    if DEVICE.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
 torch.manual_seed(0)
 
 import importlib.util
@@ -78,9 +90,9 @@ def tv(x):
 
 
 def timed(what, f):
-    t0, c0 = time.time(), time.process_time()
+    t0, c0 = now(), time.process_time()
     r = f()
-    print(f"  {what:<28} wall {time.time() - t0:7.3f} s  cpu {time.process_time() - c0:7.3f} s", flush=True)
+    print(f"  {what:<28} wall {now() - t0:7.3f} s  cpu {time.process_time() - c0:7.3f} s", flush=True)
     return r
 
 
@@ -95,7 +107,7 @@ def directional(feat, thresh=None):
 
 
 def stages():
-    t0, c0 = time.time(), time.process_time()
+    t0, c0 = now(), time.process_time()
     target = timed("stylenet forward", lambda: net(content))
     x = target.detach().requires_grad_(True)
     tf = timed("vgg forward", lambda: feats((x - mean) / std))
@@ -107,19 +119,19 @@ def stages():
     acc = {"aug": [0, 0], "fwd": [0, 0], "bwd": [0, 0]}
     for _ in range(8):
         for key in ("aug", "fwd", "bwd"):
-            t, c = time.time(), time.process_time()
+            t, c = now(), time.process_time()
             if key == "aug":
                 aug = clip_norm(torch.cat([augment(cropper(x)) for _ in range(8)], 0))
             elif key == "fwd":
                 lt = directional(enc(aug), 0.7).sum()
             else:
                 (9000 * lt / 64).backward()
-            acc[key][0] += time.time() - t
+            acc[key][0] += now() - t
             acc[key][1] += time.process_time() - c
     for what, key in (("patches: augment + resize", "aug"), ("patches: clip forward", "fwd"), ("patches: clip+augment bwd", "bwd")):
         print(f"  {what:<28} wall {acc[key][0]:7.3f} s  cpu {acc[key][1]:7.3f} s", flush=True)
     timed("stylenet backward", lambda: (target * x.grad).sum().backward())
-    print(f"iteration (stages): wall {time.time() - t0:.2f} s, cpu {time.process_time() - c0:.2f} s", flush=True)
+    print(f"iteration (stages): wall {now() - t0:.2f} s, cpu {time.process_time() - c0:.2f} s", flush=True)
 
 
 if os.environ.get("STAGES") == "1":
@@ -128,7 +140,7 @@ if os.environ.get("STAGES") == "1":
     sys.exit(0)
 
 for it in range(int(os.environ.get("ITERS", "2"))):
-    t0 = time.time()
+    t0 = now()
     c0 = time.process_time()
     target = net(content)
     tf = feats((target - mean) / std)
@@ -149,4 +161,4 @@ for it in range(int(os.environ.get("ITERS", "2"))):
     opt.zero_grad()
     total.backward()
     opt.step()
-    print(f"iteration {it}: wall {time.time() - t0:.2f} s, cpu {time.process_time() - c0:.2f} s (threads {torch.get_num_threads()})", flush=True)
+    print(f"iteration {it}: wall {now() - t0:.2f} s, cpu {time.process_time() - c0:.2f} s (threads {torch.get_num_threads()})", flush=True)

@@ -2,6 +2,7 @@
 conv_5, real channel counts, random weights) at 256x256, PyTorch on the CPU with 2 threads; the
 counterpart of benches/nst.rs."""
 
+import os
 import time
 
 import torch
@@ -10,6 +11,18 @@ import torch.nn.functional as F
 import torchvision
 
 torch.set_num_threads(2)
+
+# DEVICE=cuda on a GPU (bench/gpu/run.sh): everything is made there; clocks wait for its queue.
+DEVICE = os.environ.get("DEVICE", "cpu")
+torch.set_default_device(DEVICE)
+
+
+def now():
+    if DEVICE.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
 torch.manual_seed(0)
 features = torchvision.models.vgg19().features[:11].eval()
 features.requires_grad_(False)
@@ -57,15 +70,15 @@ def closure(x):
 x = torch.rand(1, 3, size, size, requires_grad=True)
 closure(x).backward()
 n = 5
-t0 = time.perf_counter()
+t0 = now()
 for _ in range(n):
     x.grad = None
     closure(x).backward()
-both = (time.perf_counter() - t0) / n
-t0 = time.perf_counter()
+both = (now() - t0) / n
+t0 = now()
 with torch.no_grad():
     for _ in range(n):
         closure(x)
-fwd = (time.perf_counter() - t0) / n
+fwd = (now() - t0) / n
 print(f"torch {torch.__version__} NST closure at {size}x{size}: forward+backward {both*1e3:.1f} ms, "
       f"forward {fwd*1e3:.1f} ms, backward {(both-fwd)*1e3:.1f} ms (2 threads)")
