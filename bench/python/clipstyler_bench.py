@@ -17,16 +17,7 @@ from transformers import CLIPConfig, CLIPModel
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "baselines", "tests", "fixtures", "clipstyler"))
 torch.set_num_threads(int(os.environ.get("THREADS", "2")))
 
-# DEVICE=cuda on a GPU (bench/gpu/run.sh): everything is made there; clocks wait for its queue.
-DEVICE = os.environ.get("DEVICE", "cpu")
-torch.set_default_device(DEVICE)
-
-
-def now():
-    if DEVICE.startswith("cuda"):
-        torch.cuda.synchronize()
-    return time.perf_counter()
-
+from bench_device import now  # noqa: E402  (before any tensor: it sets the default device)
 
 torch.manual_seed(0)
 

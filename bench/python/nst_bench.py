@@ -2,8 +2,6 @@
 conv_5, real channel counts, random weights) at 256x256, PyTorch on the CPU with 2 threads; the
 counterpart of benches/nst.rs."""
 
-import os
-import time
 
 import torch
 import torch.nn as nn
@@ -12,16 +10,7 @@ import torchvision
 
 torch.set_num_threads(2)
 
-# DEVICE=cuda on a GPU (bench/gpu/run.sh): everything is made there; clocks wait for its queue.
-DEVICE = os.environ.get("DEVICE", "cpu")
-torch.set_default_device(DEVICE)
-
-
-def now():
-    if DEVICE.startswith("cuda"):
-        torch.cuda.synchronize()
-    return time.perf_counter()
-
+from bench_device import now  # noqa: E402  (before any tensor: it sets the default device)
 
 torch.manual_seed(0)
 features = torchvision.models.vgg19().features[:11].eval()
