@@ -2,18 +2,20 @@
 //! conv_5, the real channel counts, random weights) at 256x256 on the CPU; compare with
 //! `bench_nst.py` (PyTorch, 2 threads).
 //!
-//! `cargo bench --bench nst` (release). Prints the mean of 5 evaluations after one warm-up, and
-//! the forward alone.
+//! `cargo bench --bench nst` (release). Prints the median of 10 evaluations after one warm-up; `NST_CONV=im2col` measures the direct convolution instead of the default
+//! Winograd.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
-use baselines::nst::{NstLayers, StyleTransfer};
+use baselines::nst::{NstLayers, NstOptions, StyleTransfer};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use models::vgg19::{feature_tensor_shapes, Vgg19Config, Vgg19Features};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // As the emobench binary runs (src/main.rs).
+    models::kernels::keep_freed_memory();
     // DEVICE=cuda:0 on a GPU (bench/gpu/run.sh); timings wait for the device's queue.
     let dev =
         models::device::parse_device(&std::env::var("DEVICE").unwrap_or_else(|_| "cpu".into()))?;
@@ -29,17 +31,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let vb = VarBuilder::from_tensors(ts, DType::F32, &dev);
     let layers = NstLayers::default();
+    // The convolutions as `emobench edit --method nst` runs them.
+    let algo = match std::env::var("NST_CONV").as_deref() {
+        Ok("im2col") => models::kernels::conv_op::ConvAlgo::Im2col,
+        _ => NstOptions::default().conv,
+    };
     let vgg = Vgg19Features::new(vb.clone(), &cfg, &StyleTransfer::taps(&layers))?;
     let trunks: Vec<(usize, Vgg19Features)> = [0usize, 2, 5, 7, 10]
         .iter()
         .map(|&k| {
             Ok((
                 k,
-                Vgg19Features::new(vb.clone(), &cfg, &[models::vgg19::Tap::before_relu(k)])?,
+                Vgg19Features::new(vb.clone(), &cfg, &[models::vgg19::Tap::before_relu(k)])?
+                    .with_conv_algo(algo),
             ))
         })
         .collect::<Result<_, models::vgg19::Vgg19Error>>()?;
-    let model = StyleTransfer::new(vgg, layers)?;
+    let model = StyleTransfer::new(vgg, layers)?.with_conv_algo(algo);
     let size = 256;
     let content = Tensor::rand(0f32, 1f32, (1, 3, size, size), &dev)?;
     let style = Tensor::rand(0f32, 1f32, (1, 3, size, size), &dev)?;
@@ -47,24 +55,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let x = Tensor::rand(0f32, 1f32, (1, 3, size, size), &dev)?;
 
     model.evaluate(&x, &targets, 1e6, 1.0)?;
-    let n = 5;
-    let t0 = Instant::now();
-    for _ in 0..n {
+    // Each evaluation timed on its own; the median resists the bursts of a shared machine.
+    let mut evals = Vec::new();
+    for _ in 0..10 {
+        let t0 = Instant::now();
         model.evaluate(&x, &targets, 1e6, 1.0)?;
+        evals.push(since(t0, &dev)?);
     }
-    let eval = since(t0, &dev)? / n as f64;
-    let t0 = Instant::now();
-    for _ in 0..n {
-        let (s, c) = model.losses(&x, &targets, 1e6, 1.0)?;
-        s.add(&c)?.to_vec1::<f32>()?;
-    }
-    let fwd = since(t0, &dev)? / n as f64;
+    evals.sort_by(f64::total_cmp);
+    let median = (evals[4] + evals[5]) / 2.0;
     println!(
-        "candle NST closure at {size}x{size}: forward+backward {:.1} ms, forward {:.1} ms, \
-         backward {:.1} ms ({} threads)",
-        eval * 1e3,
-        fwd * 1e3,
-        (eval - fwd) * 1e3,
+        "candle NST closure at {size}x{size}: forward+backward median {:.1} ms (10 evaluations, \
+         {:.1}-{:.1}), {algo:?} convolutions ({} threads)",
+        median * 1e3,
+        evals[0] * 1e3,
+        evals[9] * 1e3,
         candle_core::utils::get_num_threads()
     );
     // The trunk alone, cut after each style layer: forward + backward of the sum of its output.

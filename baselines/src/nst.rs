@@ -26,8 +26,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::method::{EditError, EditMethod, EditRequest};
 use emobench_core::imgproc::resize::{resize_pil, ResizeFilter};
+use models::kernels::conv_op::ConvAlgo;
+use models::kernels::style_losses::{gram_mse, mse};
+use models::kernels::vgg_trunk::{TrunkTap, VggTrunk};
 use models::pipeline::{image_to_unit_tensor, unit_tensor_to_image, Quantise};
 use models::weights::WeightFile;
+use std::sync::Arc;
 
 use models::optim::lbfgs::{Lbfgs, LbfgsConfig, LbfgsError, Poll};
 use models::vgg19::{Tap, Vgg19Config, Vgg19Error, Vgg19Features, NST_CONTENT_TAP, NST_STYLE_TAPS};
@@ -126,10 +130,8 @@ impl Default for NstConfig {
 /// N x C x C, each `F F^T / (C H W)` with `F` the image's C x HW features (the tutorial's
 /// `a * b * c * d` with a batch of one).
 pub fn gram_matrices(features: &Tensor) -> candle_core::Result<Tensor> {
-    let (n, c, h, w) = features.dims4()?;
-    let f = features.reshape((n, c, h * w))?;
-    let g = f.matmul(&f.t()?)?;
-    g.broadcast_div(&scalar((c * h * w) as f32, features)?)
+    let (_, c, h, w) = features.dims4()?;
+    models::kernels::gram_op::gram(features, (c * h * w) as f64)
 }
 
 fn scalar(v: f32, like: &Tensor) -> candle_core::Result<Tensor> {
@@ -209,6 +211,9 @@ pub struct EvalRecord {
 pub struct StyleTransfer {
     vgg: Vgg19Features,
     layers: NstLayers,
+    /// The trunk as CPU buffers when its weights take the fused path: the closure then runs
+    /// outside candle's autograd.
+    cpu: Option<Arc<(VggTrunk, Vec<TrunkTap>)>>,
 }
 
 impl StyleTransfer {
@@ -222,7 +227,12 @@ impl StyleTransfer {
                 got: vgg.taps().to_vec(),
             });
         }
-        Ok(Self { vgg, layers })
+        Self::assemble(vgg, layers)
+    }
+
+    fn assemble(vgg: Vgg19Features, layers: NstLayers) -> Result<Self, NstError> {
+        let cpu = vgg.cpu_trunk()?.map(Arc::new);
+        Ok(Self { vgg, layers, cpu })
     }
 
     /// The tutorial's model: builds the trunk of `config` from `vb` with the default layers.
@@ -238,7 +248,21 @@ impl StyleTransfer {
                 source: Box::new(source),
             }
         })?;
-        Ok(Self { vgg, layers })
+        Self::assemble(vgg, layers)
+    }
+
+    /// The same model with VGG's convolutions computed by `algo` on the CPU.
+    pub fn with_conv_algo(self, algo: ConvAlgo) -> Self {
+        let cpu = self.cpu.map(|cpu| {
+            let (mut trunk, taps) = Arc::unwrap_or_clone(cpu);
+            trunk.algo = algo;
+            Arc::new((trunk, taps))
+        });
+        Self {
+            vgg: self.vgg.with_conv_algo(algo),
+            layers: self.layers,
+            cpu,
+        }
     }
 
     /// The taps a trunk for `layers` must have: content taps, then style taps.
@@ -330,6 +354,11 @@ impl StyleTransfer {
         style_weight: f64,
         content_weight: f64,
     ) -> Result<NstEvaluation, NstError> {
+        if let Some(cpu) = &self.cpu {
+            if models::kernels::fused_cpu(input) {
+                return self.evaluate_cpu(cpu, input, targets, style_weight, content_weight);
+            }
+        }
         let var = Var::from_tensor(&input.detach())?;
         let (style, content) =
             self.losses(var.as_tensor(), targets, style_weight, content_weight)?;
@@ -344,6 +373,51 @@ impl StyleTransfer {
             content: content.to_dtype(DType::F32)?.to_vec1()?,
             loss: loss.to_dtype(DType::F32)?.to_vec1()?,
             grad,
+        })
+    }
+
+    /// [`StyleTransfer::evaluate`] on the CPU trunk: the same losses and gradient, with each
+    /// layer's backward run once instead of through candle's graph.
+    fn evaluate_cpu(
+        &self,
+        (trunk, taps): &(VggTrunk, Vec<TrunkTap>),
+        input: &Tensor,
+        targets: &NstTargets,
+        style_weight: f64,
+        content_weight: f64,
+    ) -> Result<NstEvaluation, NstError> {
+        let (n, c, h, w) = input.dims4()?;
+        let x = input.flatten_all()?.to_vec1::<f32>()?;
+        let run = trunk.forward(&x, (n, h, w));
+        let nc = self.layers.content.len();
+        let mut sums = [vec![0f32; n], vec![0f32; n]];
+        let mut grads = Vec::with_capacity(taps.len());
+        let wanted = targets.content.iter().chain(&targets.style);
+        for (k, (tap, want)) in taps.iter().zip(wanted).enumerate() {
+            let (a, (tc, th, tw)) = run.tap(*tap).ok_or(NstError::NoGradient)?;
+            let want = want.flatten_all()?.to_vec1::<f32>()?;
+            let (part, sum) = if k < nc {
+                (mse(a, &want, n, content_weight), &mut sums[1])
+            } else {
+                let dims = (n, tc, th * tw);
+                (gram_mse(a, &want, dims, style_weight), &mut sums[0])
+            };
+            for (s, l) in sum.iter_mut().zip(&part.per_image) {
+                *s += l;
+            }
+            grads.push((*tap, part.grad));
+        }
+        let views: Vec<(TrunkTap, &[f32])> = grads.iter().map(|(t, g)| (*t, &g[..])).collect();
+        let dx = trunk.backward(&run, &views);
+        let [style, content] = sums;
+        let style: Vec<f32> = style.iter().map(|s| s * style_weight as f32).collect();
+        let content: Vec<f32> = content.iter().map(|s| s * content_weight as f32).collect();
+        let loss = style.iter().zip(&content).map(|(s, c)| s + c).collect();
+        Ok(NstEvaluation {
+            style,
+            content,
+            loss,
+            grad: Tensor::from_vec(dx, (n, c, h, w), input.device())?,
         })
     }
 
@@ -453,6 +527,10 @@ pub struct NstOptions {
     /// Edits of one working size optimised together (one VGG pass per closure evaluation,
     /// L-BFGS state per image). Results equal one-at-a-time edits up to rounding.
     pub batch: usize,
+    /// How the CPU computes VGG's 3x3 convolutions: `winograd` (default; F(4x4, 3x3), about
+    /// twice as fast, rounding about ten units in the last place of the activations) or
+    /// `im2col` (a direct sum, as PyTorch's). GPUs run candle's convolution either way.
+    pub conv: ConvAlgo,
 }
 
 impl Default for NstOptions {
@@ -466,6 +544,7 @@ impl Default for NstOptions {
             content_weight: cfg.content_weight,
             device: "cpu".into(),
             batch: 1,
+            conv: ConvAlgo::Winograd,
         }
     }
 }
@@ -576,7 +655,8 @@ impl NeuralStyleTransfer {
         let vb = models::weights::var_builder(path, DType::F32, &device)
             .map_err(|e| backend(NstError::Checkpoint(e)))?;
         let model = StyleTransfer::load(vb, &Vgg19Config::torchvision(), &options.weights)
-            .map_err(backend)?;
+            .map_err(backend)?
+            .with_conv_algo(options.conv);
         let sha256 = models::weights::file::sha256_file(path).map_err(backend)?;
         let files = vec![WeightFile {
             role: "vgg19".into(),
@@ -600,6 +680,7 @@ impl NeuralStyleTransfer {
         files: Vec<WeightFile>,
     ) -> Result<Self, EditError> {
         options.validate()?;
+        let model = model.with_conv_algo(options.conv);
         Ok(Self {
             options,
             model,

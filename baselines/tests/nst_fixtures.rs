@@ -7,20 +7,32 @@
 #[path = "../../models/tests/common/mod.rs"]
 mod common;
 
-use baselines::nst::{EvalRecord, NstConfig, StyleTransfer};
+use baselines::nst::{EvalRecord, NstConfig, NstOptions, StyleTransfer};
 use candle_core::Tensor;
 use common::{meta, rel, rel_err, tensors, tiny_config, tiny_vb};
+use models::kernels::conv_op::ConvAlgo;
 
 /// Single evaluations: max |d| / max |ref| (or |d| / |ref| for a loss) below this.
 const TOL: f64 = 1e-4;
 /// Closure evaluations of the tutorial loop compared at [`TOL`] (losses and the clamped inputs
 /// the closure sees).
 const TIGHT_EVALS: usize = 6;
-/// Max |d| (pixels in [0, 1]) of the result of the whole `num_steps = 20` run (40 evaluations).
-const FINAL_TOL: f32 = 0.05;
+/// The result of the whole `num_steps = 20` run (40 evaluations) may differ from PyTorch's by
+/// this many times the reference's own noise floor: the largest max |d| among PyTorch's runs with
+/// 2 threads and from 8 starts one unit in the last place away (the fixed-step L-BFGS amplifies
+/// float noise chaotically: 4e-4 to 5.9e-2 on these images). Winograd's rounding per evaluation
+/// is a few units in the last place, not one.
+const NOISE_FACTOR: f64 = 3.0;
 
+/// The model as `emobench edit --method nst` runs it (Winograd convolutions on the CPU).
 fn model() -> StyleTransfer {
-    StyleTransfer::load(tiny_vb(), &tiny_config(), "tiny_vgg.safetensors").expect("tiny model")
+    model_with(NstOptions::default().conv)
+}
+
+fn model_with(algo: ConvAlgo) -> StyleTransfer {
+    StyleTransfer::load(tiny_vb(), &tiny_config(), "tiny_vgg.safetensors")
+        .expect("tiny model")
+        .with_conv_algo(algo)
 }
 
 fn image(t: &std::collections::HashMap<String, Tensor>, name: &str, i: usize) -> Tensor {
@@ -31,8 +43,11 @@ fn image(t: &std::collections::HashMap<String, Tensor>, name: &str, i: usize) ->
 fn losses_and_input_gradients_match_torch() {
     let t = tensors();
     let m = meta();
-    let model = model();
-    for i in 0..2 {
+    for (algo, i) in [ConvAlgo::Winograd, ConvAlgo::Im2col]
+        .into_iter()
+        .flat_map(|a| [(a, 0), (a, 1)])
+    {
+        let model = model_with(algo);
         let targets = model
             .targets(&image(&t, "content", i), &image(&t, "style", i))
             .unwrap();
@@ -45,7 +60,7 @@ fn losses_and_input_gradients_match_torch() {
             rel(ev.loss[0].into(), want["loss"].as_f64().unwrap()),
         ];
         let g = rel_err(&ev.grad, &t[&format!("loss_grad_{i}")]);
-        eprintln!("image {i}: style/content/loss rel err {errs:?}, gradient {g:.2e}");
+        eprintln!("{algo:?} image {i}: style/content/loss rel err {errs:?}, gradient {g:.2e}");
         assert!(errs.iter().all(|&e| e < TOL), "{errs:?}");
         assert!(f64::from(g) < TOL, "gradient {g}");
     }
@@ -137,17 +152,23 @@ fn the_tutorial_loop_follows_torch() {
             .unwrap()
             .to_scalar::<f32>()
             .unwrap();
-        let noise = want["two_thread_max_abs_diff"].as_f64().unwrap();
+        let ulp_starts = want["one_ulp_start_max_abs_diff"].as_array().unwrap();
+        let noise = ulp_starts
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .fold(want["two_thread_max_abs_diff"].as_f64().unwrap(), f64::max);
         eprintln!(
             "image {i}: first {TIGHT_EVALS} losses rel err {tight:.2e}, all 40 {all:.2e}, \
-             first {TIGHT_EVALS} inputs {inputs:.2e}, final image max |d| {out_diff:.2e} (torch 1 vs 2 \
-             threads: {noise:.2e})"
+             first {TIGHT_EVALS} inputs {inputs:.2e}, final image max |d| {out_diff:.2e} (torch's \
+             noise floor: {noise:.2e})"
         );
         assert!(tight < TOL, "first evaluations: {tight}");
         assert!(f64::from(inputs) < TOL, "inputs: {inputs}");
-        // After 40 evaluations only a loose bound holds: PyTorch itself moves by `noise` between
-        // 1 and 2 threads (measured 4.5e-3 and 2.1e-2 of 1.0 on these images).
-        assert!(out_diff < FINAL_TOL, "final image: {out_diff}");
+        // After 40 evaluations only a bound relative to the reference's own noise holds.
+        assert!(
+            f64::from(out_diff) < NOISE_FACTOR * noise,
+            "final image: {out_diff} against noise {noise}"
+        );
     }
 }
 

@@ -58,16 +58,13 @@ def closure(x):
 
 x = torch.rand(1, 3, size, size, requires_grad=True)
 closure(x).backward()
-n = 5
-t0 = now()
-for _ in range(n):
+evals = []
+for _ in range(10):
+    t0 = now()
     x.grad = None
     closure(x).backward()
-both = (now() - t0) / n
-t0 = now()
-with torch.no_grad():
-    for _ in range(n):
-        closure(x)
-fwd = (now() - t0) / n
-print(f"torch {torch.__version__} NST closure at {size}x{size}: forward+backward {both*1e3:.1f} ms, "
-      f"forward {fwd*1e3:.1f} ms, backward {(both-fwd)*1e3:.1f} ms (2 threads)")
+    evals.append(now() - t0)
+evals.sort()
+median = (evals[4] + evals[5]) / 2
+print(f"torch {torch.__version__} NST closure at {size}x{size}: forward+backward median {median*1e3:.1f} ms "
+      f"(10 evaluations, {evals[0]*1e3:.1f}-{evals[-1]*1e3:.1f}) ({torch.get_num_threads()} threads)")

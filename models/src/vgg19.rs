@@ -290,10 +290,8 @@ pub fn relu_torch(x: &Tensor) -> candle_core::Result<Tensor> {
     x.mul(&mask)
 }
 
-use crate::kernels::conv_op::cpu_slice;
-
-/// Chunk length for the parallel elementwise passes.
-const CHUNK: usize = 1 << 16;
+use crate::kernels::conv_op::{conv2d_with, cpu_slice, ConvAlgo};
+use crate::kernels::vgg_trunk::{self, TrunkLayer, TrunkTap, VggTrunk};
 
 /// PyTorch's ReLU on the CPU: forward `x > 0 or NaN ? x : 0`, backward
 /// `threshold_backward(grad, result, 0)` (`result <= 0 ? 0 : grad`).
@@ -310,16 +308,8 @@ impl CustomOp1 for CpuRelu {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        use rayon::prelude::*;
         let x = cpu_slice(storage, layout, "vgg-relu")?;
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK))
-            .for_each(|(o, x)| {
-                for (o, &v) in o.iter_mut().zip(x) {
-                    *o = if v > 0.0 || v.is_nan() { v } else { 0.0 };
-                }
-            });
+        let out = vgg_trunk::relu(x);
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 
@@ -353,7 +343,6 @@ impl candle_core::CustomOp2 for CpuReluGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        use rayon::prelude::*;
         let g = cpu_slice(s1, l1, "vgg-relu-grad")?;
         let r = cpu_slice(s2, l2, "vgg-relu-grad")?;
         if g.len() != r.len() {
@@ -363,30 +352,10 @@ impl candle_core::CustomOp2 for CpuReluGrad {
                 r.len()
             );
         }
-        let mut out = vec![0f32; g.len()];
-        out.par_chunks_mut(CHUNK)
-            .zip(g.par_chunks(CHUNK).zip(r.par_chunks(CHUNK)))
-            .for_each(|(o, (g, r))| {
-                for ((o, &g), &r) in o.iter_mut().zip(g).zip(r) {
-                    *o = if r <= 0.0 { 0.0 } else { g };
-                }
-            });
+        let mut out = g.to_vec();
+        vgg_trunk::relu_grad_in_place(&mut out, r);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
-}
-
-/// The index (0..4, row-major) of the first maximum of a 2x2 window, as PyTorch's CPU kernel
-/// picks it (`val > max || isnan(val)`).
-fn window_argmax(v: [f32; 4]) -> usize {
-    let mut best = v[0];
-    let mut idx = 0;
-    for (k, &x) in v.iter().enumerate().skip(1) {
-        if x > best || x.is_nan() {
-            best = x;
-            idx = k;
-        }
-    }
-    idx
 }
 
 /// PyTorch's `MaxPool2d(2, 2)` on the CPU; the backward routes each output's gradient to the
@@ -413,21 +382,9 @@ impl CustomOp1 for CpuPool {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        use rayon::prelude::*;
         let x = cpu_slice(storage, layout, "vgg-max-pool2x2")?;
         let (planes, h, w, ho, wo) = pool_dims(layout)?;
-        let mut out = vec![0f32; planes * ho * wo];
-        out.par_chunks_mut(ho * wo)
-            .zip(x.par_chunks(h * w))
-            .for_each(|(o, x)| {
-                for oy in 0..ho {
-                    for ox in 0..wo {
-                        let i = 2 * oy * w + 2 * ox;
-                        let v = [x[i], x[i + 1], x[i + w], x[i + w + 1]];
-                        o[oy * wo + ox] = v[window_argmax(v)];
-                    }
-                }
-            });
+        let out = vgg_trunk::max_pool(x, (planes, h, w));
         let (n, c, _, _) = layout.shape().dims4()?;
         Ok((CpuStorage::F32(out), Shape::from((n, c, ho, wo))))
     }
@@ -461,7 +418,6 @@ impl candle_core::CustomOp2 for CpuPoolGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        use rayon::prelude::*;
         let x = cpu_slice(s1, l1, "vgg-max-pool2x2-grad")?;
         let g = cpu_slice(s2, l2, "vgg-max-pool2x2-grad")?;
         let (planes, h, w, ho, wo) = pool_dims(l1)?;
@@ -472,19 +428,7 @@ impl candle_core::CustomOp2 for CpuPoolGrad {
                 planes * ho * wo
             );
         }
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(h * w)
-            .zip(x.par_chunks(h * w).zip(g.par_chunks(ho * wo)))
-            .for_each(|(o, (x, g))| {
-                for oy in 0..ho {
-                    for ox in 0..wo {
-                        let i = 2 * oy * w + 2 * ox;
-                        let v = [x[i], x[i + 1], x[i + w], x[i + w + 1]];
-                        let at = [i, i + 1, i + w, i + w + 1][window_argmax(v)];
-                        o[at] += g[oy * wo + ox];
-                    }
-                }
-            });
+        let out = vgg_trunk::max_pool_grad(x, g, (planes, h, w));
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -570,6 +514,8 @@ pub struct Vgg19Features {
     normalize: Option<(Tensor, Tensor)>,
     /// Whether the last step's ReLU runs (the last tap is after a ReLU).
     last_relu: bool,
+    /// How the CPU op computes the 3x3 convolutions.
+    algo: ConvAlgo,
 }
 
 fn read(
@@ -663,7 +609,77 @@ impl Vgg19Features {
             taps: taps.to_vec(),
             normalize,
             last_relu,
+            algo: ConvAlgo::Im2col,
         })
+    }
+
+    /// The same trunk with its convolutions computed by `algo` on the CPU (other devices run
+    /// candle's `conv2d` whatever the choice).
+    pub fn with_conv_algo(mut self, algo: ConvAlgo) -> Self {
+        self.algo = algo;
+        self
+    }
+
+    /// The trunk as plain CPU buffers, with [`Vgg19Features::taps`] as its taps, when its
+    /// weights take the fused CPU path (`f32` on the CPU, fused kernels enabled); `None`
+    /// otherwise. The weights are copied.
+    pub fn cpu_trunk(&self) -> candle_core::Result<Option<(VggTrunk, Vec<TrunkTap>)>> {
+        let mut layers = Vec::with_capacity(self.steps.len());
+        let mut convs = Vec::new();
+        let n_steps = self.steps.len();
+        for (s, step) in self.steps.iter().enumerate() {
+            match step {
+                Step::Conv {
+                    index,
+                    weight,
+                    bias,
+                } => {
+                    if !crate::kernels::fused_cpu(weight) || !crate::kernels::fused_cpu(bias) {
+                        return Ok(None);
+                    }
+                    let (cout, cin, _, _) = weight.dims4()?;
+                    convs.push((*index, s));
+                    layers.push(TrunkLayer::Conv {
+                        weight: weight.flatten_all()?.to_vec1()?,
+                        bias: bias.to_vec1()?,
+                        cout,
+                        cin,
+                        relu: s + 1 < n_steps || self.last_relu,
+                    });
+                }
+                Step::Pool => layers.push(TrunkLayer::Pool),
+            }
+        }
+        let normalize = match &self.normalize {
+            Some((mean, std)) => Some((
+                mean.flatten_all()?.to_vec1()?,
+                std.flatten_all()?.to_vec1()?,
+            )),
+            None => None,
+        };
+        let taps = self
+            .taps
+            .iter()
+            .map(|t| {
+                let layer = convs
+                    .iter()
+                    .find(|(index, _)| *index == t.conv)
+                    .map(|(_, s)| *s)
+                    .ok_or_else(|| candle_core::Error::Msg("VGG19: a tap was not built".into()))?;
+                Ok(TrunkTap {
+                    layer,
+                    after_relu: t.point == TapPoint::AfterRelu,
+                })
+            })
+            .collect::<candle_core::Result<_>>()?;
+        Ok(Some((
+            VggTrunk {
+                layers,
+                normalize,
+                algo: self.algo,
+            },
+            taps,
+        )))
     }
 
     /// The taps [`Vgg19Features::forward`] returns, in order.
@@ -688,7 +704,7 @@ impl Vgg19Features {
                     weight,
                     bias,
                 } => {
-                    x = crate::kernels::conv_op::conv2d(&x, weight, bias, 1, 1)?;
+                    x = conv2d_with(&x, weight, bias, 1, 1, self.algo)?;
                     self.store(*index, TapPoint::BeforeRelu, &x, &mut out);
                     if s + 1 < n_steps || self.last_relu {
                         x = relu_torch(&x)?;

@@ -182,3 +182,65 @@ fn a_pytorch_pth_checkpoint_loads_like_the_safetensors_one() {
         assert!(rel_err(a, &t[&format!("module_{}", tap.conv)]) < TOL);
     }
 }
+
+/// The CPU trunk (the style transfer's closure path) against PyTorch's activations at every
+/// conv and ReLU, and its input gradient, from taps before and after ReLUs, against candle's
+/// autograd through the same layers (whose pieces the tests above check against PyTorch).
+#[test]
+fn the_cpu_trunk_matches_torch_and_autograd() {
+    let t = tensors();
+    let cfg = tiny_config();
+    let modules = [0usize, 1, 2, 3, 5, 6, 7, 8, 10];
+    let taps: Vec<Tap> = modules
+        .iter()
+        .map(|&m| Tap::module_output(&cfg, m).expect("tap"))
+        .collect();
+    let vgg = Vgg19Features::new(tiny_vb(), &cfg, &taps).expect("builds");
+    let Some((trunk, trunk_taps)) = vgg.cpu_trunk().expect("trunk") else {
+        eprintln!(
+            "candle-op path ({}): no CPU trunk",
+            models::kernels::CANDLE_OPS_ENV
+        );
+        assert!(!models::kernels::fused_enabled());
+        return;
+    };
+    let x = &t["content"];
+    let (n, _, h, w) = x.dims4().unwrap();
+    let run = trunk.forward(&x.flatten_all().unwrap().to_vec1().unwrap(), (n, h, w));
+    for (m, tap) in modules.iter().zip(&trunk_taps) {
+        let (got, _) = run.tap(*tap).expect("tap");
+        let want = t[&format!("module_{m}")].flatten_all().unwrap();
+        let err = common::rel_err_slices(got, &want.to_vec1::<f32>().unwrap());
+        eprintln!("trunk module {m}: rel err {err:.2e}");
+        assert!(err < TOL, "module {m}: {err}");
+    }
+    let var = Var::from_tensor(x).unwrap();
+    let acts = vgg.forward(var.as_tensor()).unwrap();
+    let weights: Vec<Tensor> = acts
+        .iter()
+        .map(|a| Tensor::randn(0f32, 1.0, a.shape(), &Device::Cpu).unwrap())
+        .collect();
+    let mut loss = Tensor::new(0f32, &Device::Cpu).unwrap();
+    for (a, r) in acts.iter().zip(&weights) {
+        loss = (loss + (a * r).unwrap().sum_all().unwrap()).unwrap();
+    }
+    let want = loss
+        .backward()
+        .unwrap()
+        .get(var.as_tensor())
+        .unwrap()
+        .clone();
+    let grads: Vec<Vec<f32>> = weights
+        .iter()
+        .map(|r| r.flatten_all().unwrap().to_vec1().unwrap())
+        .collect();
+    let tap_grads: Vec<_> = trunk_taps
+        .iter()
+        .zip(&grads)
+        .map(|(t, g)| (*t, &g[..]))
+        .collect();
+    let got = trunk.backward(&run, &tap_grads);
+    let err = common::rel_err_slices(&got, &want.flatten_all().unwrap().to_vec1().unwrap());
+    eprintln!("trunk input gradient: rel err {err:.2e}");
+    assert!(err < 1e-5, "{err}");
+}

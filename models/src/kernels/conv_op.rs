@@ -7,11 +7,19 @@
 //! gradient is the same kernel on the (zero-dilated, for strides above 1) output gradient with the
 //! transposed, flipped weights, and the kernel and bias gradients are computed only when those
 //! tensors need them (StyleNet's weights, not VGG's).
+//!
+//! With [`ConvAlgo::Winograd`], 3x3 stride-1 padding-1 layers run forward and input gradient
+//! through F(4x4, 3x3) / F(2x2, 3x3) Winograd (the input gradient of such a layer is again one,
+//! with the flipped kernel): fewer multiplications, a larger rounding error (about ten units in
+//! the last place of the activations' magnitude with F4). A caller opts in per model.
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{conv2d_nchw, gemm_views_with, im2col_rows, ConvShape, View};
+use super::{
+    conv2d_nchw, conv3x3_winograd_from, gemm_views_with, im2col_rows, ConvInit, ConvShape, View,
+    WinogradTile,
+};
 
 /// `conv2d(x, weight, stride, padding) + bias` for `x` (n, cin, h, w), `weight`
 /// (cout, cin, k, k) and `bias` (cout). On the CPU in f32 with the fused kernels enabled (and
@@ -24,12 +32,40 @@ pub fn conv2d(
     padding: usize,
     stride: usize,
 ) -> Result<Tensor> {
+    conv2d_with(x, weight, bias, padding, stride, ConvAlgo::Im2col)
+}
+
+/// How the CPU op computes a 3x3, stride-1, padding-1 layer (every other layer is im2col).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConvAlgo {
+    /// Banded im2col and one GEMM: the rounding of a direct sum.
+    #[default]
+    Im2col,
+    /// Winograd minimal filtering, F(4x4) from 16x16 images up and F(2x2) below
+    /// ([`WinogradTile::for_size`]), for the forward and the input gradient.
+    Winograd,
+}
+
+/// [`conv2d`] with a choice of algorithm for the CPU op's 3x3 stride-1 padding-1 layers.
+pub fn conv2d_with(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    padding: usize,
+    stride: usize,
+    algo: ConvAlgo,
+) -> Result<Tensor> {
     let k = weight.dim(2)?;
     if super::fused_cpu(x) && super::fused_cpu(weight) && super::fused_cpu(bias) && padding < k {
         return x.contiguous()?.apply_op3(
             &weight.contiguous()?,
             &bias.contiguous()?,
-            CpuConv { padding, stride },
+            CpuConv {
+                padding,
+                stride,
+                algo,
+            },
         );
     }
     x.conv2d(weight, padding, stride, 1, 1)?
@@ -48,6 +84,12 @@ pub(crate) fn cpu_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&
 struct CpuConv {
     padding: usize,
     stride: usize,
+    algo: ConvAlgo,
+}
+
+/// Whether a layer of `shape` runs by Winograd under `algo`.
+fn winograd(algo: ConvAlgo, shape: ConvShape) -> bool {
+    algo == ConvAlgo::Winograd && shape.k == 3 && shape.stride == 1 && shape.pad == 1
 }
 
 impl CpuConv {
@@ -96,7 +138,7 @@ impl CustomOp3 for CpuConv {
         let x = cpu_slice(s1, l1, "cpu-conv2d")?;
         let wt = cpu_slice(s2, l2, "cpu-conv2d")?;
         let b = cpu_slice(s3, l3, "cpu-conv2d")?;
-        let out = conv2d_nchw(x, (n, h, w), shape, wt, Some(b));
+        let out = forward(x, (n, h, w), shape, (wt, b), self.algo);
         let (ho, wo) = shape.output_size(h, w);
         Ok((CpuStorage::F32(out), Shape::from((n, shape.cout, ho, wo))))
     }
@@ -115,6 +157,7 @@ impl CustomOp3 for CpuConv {
             let op = InputGrad {
                 padding: self.padding,
                 stride: self.stride,
+                algo: self.algo,
                 h,
                 w: wd,
             };
@@ -142,6 +185,7 @@ impl CustomOp3 for CpuConv {
 struct InputGrad {
     padding: usize,
     stride: usize,
+    algo: ConvAlgo,
     h: usize,
     w: usize,
 }
@@ -162,55 +206,105 @@ impl CustomOp2 for InputGrad {
         let wt = cpu_slice(s2, l2, "cpu-conv2d-input-grad")?;
         let (n, cout, oh, ow) = l1.shape().dims4()?;
         let (wcout, cin, k, _) = l2.shape().dims4()?;
-        let (s, p) = (self.stride, self.padding);
-        if wcout != cout || p >= k {
+        if wcout != cout || self.padding >= k {
             candle_core::bail!(
                 "cpu-conv2d-input-grad: gradient {:?}, kernel {:?}",
                 l1.shape(),
                 l2.shape()
             );
         }
-        // The transposed kernel (cin, cout, k, k), spatially flipped.
-        let mut flipped = vec![0f32; wt.len()];
-        let kk = k * k;
-        for o in 0..cout {
-            for i in 0..cin {
-                for t in 0..kk {
-                    flipped[(i * cout + o) * kk + (kk - 1 - t)] = wt[(o * cin + i) * kk + t];
-                }
+        let shape = ConvShape {
+            cin,
+            cout,
+            k,
+            stride: self.stride,
+            pad: self.padding,
+        };
+        let out = input_grad(g, (n, oh, ow), shape, wt, (self.h, self.w), self.algo);
+        Ok((CpuStorage::F32(out), Shape::from((n, cin, self.h, self.w))))
+    }
+}
+
+/// The forward of the CPU op on N x cin x H x W `x`: `weight` (cout, cin, k, k) and `bias`.
+pub(crate) fn forward(
+    x: &[f32],
+    (n, h, w): (usize, usize, usize),
+    shape: ConvShape,
+    (weight, bias): (&[f32], &[f32]),
+    algo: ConvAlgo,
+) -> Vec<f32> {
+    if winograd(algo, shape) {
+        let init = ConvInit {
+            bias: Some(bias),
+            ..ConvInit::default()
+        };
+        let tile = WinogradTile::for_size(h, w);
+        conv3x3_winograd_from(x, (n, h, w), weight, (shape.cout, shape.cin), tile, init)
+    } else {
+        conv2d_nchw(x, (n, h, w), shape, weight, Some(bias))
+    }
+}
+
+/// The input gradient of the CPU op: the N x cin x `h` x `w` gradient of the input from the
+/// N x cout x oh x ow gradient `g` of the output, with the layer's `weight` (cout, cin, k, k).
+pub(crate) fn input_grad(
+    g: &[f32],
+    (n, oh, ow): (usize, usize, usize),
+    shape: ConvShape,
+    wt: &[f32],
+    (h, w): (usize, usize),
+    algo: ConvAlgo,
+) -> Vec<f32> {
+    let ConvShape {
+        cin,
+        cout,
+        k,
+        stride: s,
+        pad: p,
+    } = shape;
+    // The transposed kernel (cin, cout, k, k), spatially flipped.
+    let mut flipped = vec![0f32; wt.len()];
+    let kk = k * k;
+    for o in 0..cout {
+        for i in 0..cin {
+            for t in 0..kk {
+                flipped[(i * cout + o) * kk + (kk - 1 - t)] = wt[(o * cin + i) * kk + t];
             }
         }
-        let back = ConvShape {
-            cin: cout,
-            cout: cin,
-            k,
-            stride: 1,
-            pad: 0,
-        };
-        let q = k - 1 - p;
-        // Input rows / columns the strided forward reached only partly (odd sizes) get their
-        // (zero) share from extra zeros at the end.
-        let rh = self.h + 2 * p - ((oh - 1) * s + k);
-        let rw = self.w + 2 * p - ((ow - 1) * s + k);
-        let out = if s == 1 && rh == 0 && rw == 0 {
-            conv2d_nchw(g, (n, oh, ow), ConvShape { pad: q, ..back }, &flipped, None)
-        } else {
-            let (dh, dw) = ((oh - 1) * s + 1 + 2 * q + rh, (ow - 1) * s + 1 + 2 * q + rw);
-            let mut dilated = vec![0f32; n * cout * dh * dw];
-            dilated
-                .par_chunks_mut(dh * dw)
-                .zip(g.par_chunks(oh * ow))
-                .for_each(|(d, g)| {
-                    for oy in 0..oh {
-                        let row = &mut d[(q + oy * s) * dw..];
-                        for ox in 0..ow {
-                            row[q + ox * s] = g[oy * ow + ox];
-                        }
+    }
+    let back = ConvShape {
+        cin: cout,
+        cout: cin,
+        k,
+        stride: 1,
+        pad: 0,
+    };
+    let q = k - 1 - p;
+    // Input rows / columns the strided forward reached only partly (odd sizes) get their
+    // (zero) share from extra zeros at the end.
+    let rh = h + 2 * p - ((oh - 1) * s + k);
+    let rw = w + 2 * p - ((ow - 1) * s + k);
+    if winograd(algo, shape) {
+        let tile = WinogradTile::for_size(oh, ow);
+        let init = ConvInit::default();
+        conv3x3_winograd_from(g, (n, oh, ow), &flipped, (cin, cout), tile, init)
+    } else if s == 1 && rh == 0 && rw == 0 {
+        conv2d_nchw(g, (n, oh, ow), ConvShape { pad: q, ..back }, &flipped, None)
+    } else {
+        let (dh, dw) = ((oh - 1) * s + 1 + 2 * q + rh, (ow - 1) * s + 1 + 2 * q + rw);
+        let mut dilated = vec![0f32; n * cout * dh * dw];
+        dilated
+            .par_chunks_mut(dh * dw)
+            .zip(g.par_chunks(oh * ow))
+            .for_each(|(d, g)| {
+                for oy in 0..oh {
+                    let row = &mut d[(q + oy * s) * dw..];
+                    for ox in 0..ow {
+                        row[q + ox * s] = g[oy * ow + ox];
                     }
-                });
-            conv2d_nchw(&dilated, (n, dh, dw), back, &flipped, None)
-        };
-        Ok((CpuStorage::F32(out), Shape::from((n, cin, self.h, self.w))))
+                }
+            });
+        conv2d_nchw(&dilated, (n, dh, dw), back, &flipped, None)
     }
 }
 
@@ -239,7 +333,12 @@ impl CustomOp2 for KernelGrad {
         let g = cpu_slice(s2, l2, "cpu-conv2d-kernel-grad")?;
         let (n, cin, h, w) = l1.shape().dims4()?;
         let (_, cout, ho, wo) = l2.shape().dims4()?;
-        let (CpuConv { padding, stride }, k) = (self.0, self.1);
+        let (
+            CpuConv {
+                padding, stride, ..
+            },
+            k,
+        ) = (self.0, self.1);
         let ckk = cin * k * k;
         let cols = ho * wo;
         let band = (BAND_BYTES / (4 * ckk * wo).max(1)).clamp(1, ho.max(1));

@@ -28,6 +28,9 @@ pub fn fused_cpu(t: &candle_core::Tensor) -> bool {
 
 pub mod conv_op;
 pub mod fastmath;
+pub mod gram_op;
+pub mod style_losses;
+pub mod vgg_trunk;
 pub mod vit;
 mod winograd;
 
