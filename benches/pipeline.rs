@@ -2,6 +2,9 @@
 //! comparison with `bench/python/reference_bench.py` (PyTorch + pytorch-grad-cam + OpenCV +
 //! scikit-image) on the same machine. Run: `cargo bench --bench pipeline [-- --out FILE]`.
 
+mod common;
+
+use common::median_ms;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -12,19 +15,6 @@ use emobench_core::imgproc::resize::ResizeFilter;
 use emobench_core::imgproc::ssim::{ssim_gray, ssim_rgb, SsimOptions};
 use emobench_core::predictor::Predictor;
 use emobench_core::score::load_for_metrics;
-
-fn median_ms(mut f: impl FnMut(), reps: usize) -> f64 {
-    f();
-    let mut t: Vec<f64> = (0..reps)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    t.sort_by(|a, b| a.total_cmp(b));
-    t[t.len() / 2]
-}
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
