@@ -34,6 +34,8 @@ pub mod vgg_trunk;
 pub mod vit;
 mod winograd;
 
+/// The 1-D input and output transforms, for the predictor's C x N x H x W Winograd.
+pub(crate) use winograd::{at_f2, at_f4, bt_f2, bt_f4};
 pub use winograd::{conv3x3_winograd, conv3x3_winograd_from, WinogradTile, WinogradWeights};
 
 /// Unfolds images laid out C x N x H x W (one image: plain C x H x W) into the (C k k) x (N Ho Wo)
@@ -124,6 +126,24 @@ pub fn sgemm(
     accumulate: bool,
 ) {
     sgemm_strided((m, n, k), dst, n, lhs, rhs, accumulate);
+}
+
+/// [`sgemm`] on the calling thread only: for products inside tasks that are already parallel.
+pub(crate) fn sgemm_serial(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    lhs: &[f32],
+    rhs: &[f32],
+    accumulate: bool,
+) {
+    gemm_views_with(
+        (m, n, k),
+        View::new(dst, n, 1),
+        (lhs, k, 1),
+        (rhs, n, 1),
+        (accumulate, 1.0),
+        gemm::Parallelism::None,
+    );
 }
 
 /// The geometry of one 2-D convolution with square kernels and symmetric zero padding.

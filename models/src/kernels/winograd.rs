@@ -143,12 +143,12 @@ fn transform_all<const A: usize>(
 
 /// `B^T d` for one column of an input tile.
 #[inline(always)]
-fn bt_f2(d: [f32; 4]) -> [f32; 4] {
+pub(crate) fn bt_f2(d: [f32; 4]) -> [f32; 4] {
     [d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3]]
 }
 
 #[inline(always)]
-fn bt_f4(d: [f32; 6]) -> [f32; 6] {
+pub(crate) fn bt_f4(d: [f32; 6]) -> [f32; 6] {
     let a = d[4] - 4.0 * d[2];
     let b = d[3] - 4.0 * d[1];
     let c = d[4] - d[2];
@@ -165,12 +165,12 @@ fn bt_f4(d: [f32; 6]) -> [f32; 6] {
 
 /// `A^T m` for one column of a product tile.
 #[inline(always)]
-fn at_f2(m: [f32; 4]) -> [f32; 2] {
+pub(crate) fn at_f2(m: [f32; 4]) -> [f32; 2] {
     [m[0] + m[1] + m[2], m[1] - m[2] - m[3]]
 }
 
 #[inline(always)]
-fn at_f4(m: [f32; 6]) -> [f32; 4] {
+pub(crate) fn at_f4(m: [f32; 6]) -> [f32; 4] {
     let (s1, d1) = (m[1] + m[2], m[1] - m[2]);
     let (s2, d2) = (m[3] + m[4], m[3] - m[4]);
     [
@@ -228,6 +228,13 @@ impl WinogradWeights {
     /// The tile these weights were transformed for.
     pub fn tile(&self) -> WinogradTile {
         self.tile
+    }
+
+    /// The transformed weights: `alpha^2` row-major (cout x cin) matrices, one per position of
+    /// the transformed tile, for convolutions on layouts other than N x C x H x W (the ResNet
+    /// predictor's C x N x H x W).
+    pub(crate) fn matrices(&self) -> &[f32] {
+        &self.u
     }
 }
 

@@ -75,6 +75,16 @@ impl CpuConv {
         })
     }
 
+    /// Whether this is a 3x3, stride-1, padding-1 convolution.
+    pub(crate) fn is_3x3_stride1(&self) -> bool {
+        self.k == 3 && self.stride == 1 && self.pad == 1
+    }
+
+    /// The folded (cout, cin, k, k) weight, the bias, and (cout, cin).
+    pub(crate) fn parts(&self) -> (&[f32], &[f32], (usize, usize)) {
+        (&self.weight, &self.bias, (self.cout, self.cin))
+    }
+
     /// conv(x) + bias, then optionally + `residual`, then optionally ReLU.
     pub(crate) fn run(
         &self,

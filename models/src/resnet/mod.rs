@@ -7,8 +7,11 @@
 //! each activation.
 
 mod cpu;
+mod winograd;
 
 use candle_core::{DType, Device, Module, Tensor, D};
+
+use crate::kernels::WinogradTile;
 
 use crate::weights::checkpoint::{CheckpointError, StateDict};
 
@@ -82,7 +85,19 @@ struct ConvBn {
     stride: usize,
     padding: usize,
     cpu: cpu::CpuConv,
+    /// The F(4x4, 3x3) Winograd form of a 3x3 stride-1 convolution, made on its first use at a
+    /// size that takes it (only layer1 and layer2 at 224: the later layers' weights would grow
+    /// fourfold for no gain).
+    wino: std::sync::OnceLock<winograd::WinogradConv>,
 }
+
+/// Smallest activation side at which a 3x3 stride-1 convolution runs by Winograd F(4x4): below
+/// it (ResNet-18's layer3 and layer4 at 224) the tiles are too few to pay for the transforms.
+const WINOGRAD_MIN_SIDE: usize = 28;
+
+/// Images per pass of the CPU forward: a whole batch of 8 at 224 makes layer1's patch matrix
+/// 58 MB, past the cache, and ran 1.3x slower per image than passes of 2.
+const CPU_CHUNK: usize = 2;
 
 impl ConvBn {
     #[allow(clippy::too_many_arguments)]
@@ -124,6 +139,7 @@ impl ConvBn {
             stride,
             padding,
             cpu,
+            wino: std::sync::OnceLock::new(),
         })
     }
 }
@@ -136,6 +152,24 @@ impl ConvBn {
             bias: self.bias.to_dtype(dtype)?,
             ..self.clone()
         })
+    }
+
+    /// conv(x) + bias, then optionally + `residual`, then optionally ReLU, on the CPU.
+    fn run_cpu(
+        &self,
+        x: &cpu::Act,
+        residual: Option<&cpu::Act>,
+        relu: bool,
+        scratch: &mut Vec<f32>,
+    ) -> cpu::Act {
+        if self.cpu.is_3x3_stride1() && x.h.min(x.w) >= WINOGRAD_MIN_SIDE {
+            let wino = self.wino.get_or_init(|| {
+                let (weight, bias, (cout, cin)) = self.cpu.parts();
+                winograd::WinogradConv::new(weight, bias, cout, cin, WinogradTile::F4)
+            });
+            return wino.run(x, residual, relu);
+        }
+        self.cpu.run(x, residual, relu, scratch)
     }
 }
 
@@ -305,20 +339,31 @@ impl ResNet18 {
     }
 
     fn features_cpu(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let n = x.dim(0)?;
+        if n <= CPU_CHUNK {
+            return self.features_cpu_chunk(x);
+        }
+        let outs = (0..n)
+            .step_by(CPU_CHUNK)
+            .map(|i| self.features_cpu_chunk(&x.narrow(0, i, CPU_CHUNK.min(n - i))?))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Tensor::cat(&outs, 0)
+    }
+
+    fn features_cpu_chunk(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         use cpu::{max_pool_3x3_s2, Act};
         let mut scratch = Vec::new();
         let stem = self
             .stem
-            .cpu
-            .run(&Act::from_nchw(x)?, None, true, &mut scratch);
+            .run_cpu(&Act::from_nchw(x)?, None, true, &mut scratch);
         let mut a = max_pool_3x3_s2(&stem);
         for b in &self.blocks {
-            let y = b.conv1.cpu.run(&a, None, true, &mut scratch);
+            let y = b.conv1.run_cpu(&a, None, true, &mut scratch);
             let id = match &b.downsample {
-                Some(d) => d.cpu.run(&a, None, false, &mut scratch),
+                Some(d) => d.run_cpu(&a, None, false, &mut scratch),
                 None => a,
             };
-            a = b.conv2.cpu.run(&y, Some(&id), true, &mut scratch);
+            a = b.conv2.run_cpu(&y, Some(&id), true, &mut scratch);
         }
         a.into_nchw(x.device())
     }
