@@ -21,20 +21,26 @@ const HALF: setup::Tol = setup::Tol {
     f16: 5e-3,
 };
 
+/// The modules whose outputs the fixtures hold: every conv and ReLU up to `features.10`.
+const MODULES: [usize; 9] = [0, 1, 2, 3, 5, 6, 7, 8, 10];
+
+fn module_taps(cfg: &Vgg19Config) -> Vec<Tap> {
+    MODULES
+        .iter()
+        .map(|&m| Tap::module_output(cfg, m).expect("tap"))
+        .collect()
+}
+
 #[test]
 fn activations_match_torch_at_every_conv_and_relu() {
     let t = tensors();
     let cfg = tiny_config();
-    let modules = [0usize, 1, 2, 3, 5, 6, 7, 8, 10];
-    let taps: Vec<Tap> = modules
-        .iter()
-        .map(|&m| Tap::module_output(&cfg, m).expect("tap"))
-        .collect();
+    let taps = module_taps(&cfg);
     for dtype in setup::dtypes() {
         let vgg = Vgg19Features::new(tiny_vb_in(dtype), &cfg, &taps).expect("builds");
         let x = t["content"].to_dtype(dtype).unwrap();
         let acts = vgg.forward(&x).expect("forward");
-        for (m, a) in modules.iter().zip(&acts) {
+        for (m, a) in MODULES.iter().zip(&acts) {
             let err = rel_err(a, &t[&format!("module_{m}")]);
             eprintln!("module {m} {dtype:?}: rel err {err:.2e}");
             assert!(err < HALF.at(dtype), "module {m} {dtype:?}: {err}");
@@ -190,11 +196,7 @@ fn a_pytorch_pth_checkpoint_loads_like_the_safetensors_one() {
 fn the_cpu_trunk_matches_torch_and_autograd() {
     let t = tensors();
     let cfg = tiny_config();
-    let modules = [0usize, 1, 2, 3, 5, 6, 7, 8, 10];
-    let taps: Vec<Tap> = modules
-        .iter()
-        .map(|&m| Tap::module_output(&cfg, m).expect("tap"))
-        .collect();
+    let taps = module_taps(&cfg);
     let vgg = Vgg19Features::new(tiny_vb(), &cfg, &taps).expect("builds");
     let Some((trunk, trunk_taps)) = vgg.cpu_trunk().expect("trunk") else {
         eprintln!(
@@ -207,7 +209,7 @@ fn the_cpu_trunk_matches_torch_and_autograd() {
     let x = &t["content"];
     let (n, _, h, w) = x.dims4().unwrap();
     let run = trunk.forward(&x.flatten_all().unwrap().to_vec1().unwrap(), (n, h, w));
-    for (m, tap) in modules.iter().zip(&trunk_taps) {
+    for (m, tap) in MODULES.iter().zip(&trunk_taps) {
         let (got, _) = run.tap(*tap).expect("tap");
         let want = t[&format!("module_{m}")].flatten_all().unwrap();
         let err = common::rel_err_slices(got, &want.to_vec1::<f32>().unwrap());
