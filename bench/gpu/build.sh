@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Builds the linked CUDA binaries that bench/gpu/run.sh runs on a GPU machine (which has no Rust
-# toolchain), into target/gpu-bin/: carry that folder along (`run --carry target/gpu-bin`).
+# toolchain), into target/gpu-bin/ and target/gpu-bin.tar.xz: carry the archive along
+# (`run --carry target/gpu-bin.tar.xz`, about 60 MB against the 433 MB folder).
 #
 # Needs the CUDA 13 tree that .ci/run installs from PyPI wheels (target/cuda-venv: nvcc, headers,
 # cuBLAS, cuRAND, NVRTC) and gcc. Adds nvidia-cusparse to it (candle links cuSPARSE too). The
 # driver's libcuda is on no PyPI wheel, so the link uses a stub made here, as NVIDIA's own stubs
 # are made: a shared library with soname libcuda.so.1 that defines every cu* entry point cudarc
 # declares as an empty function. It is never loaded; on the GPU machine the loader finds the
-# driver's libcuda.so.1. The binaries need CUDA 13's libcublas.so.13, libcublasLt.so.13,
-# libcurand.so.10, libnvrtc.so.13 and libcusparse.so.12 there (run.sh looks for them), and a driver
+# driver's libcuda.so.1. The binaries need CUDA 13's libcudart.so.13, libcublas.so.13,
+# libcublasLt.so.13, libcurand.so.10, libnvrtc.so.13 and libcusparse.so.12 there (run.sh looks for
+# them), and a driver
 # that reads PTX from nvcc 13.5.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,7 +25,7 @@ cuda_root=$(echo "$PWD/$venv"/lib/python3*/site-packages/nvidia/cu13)
 # Unversioned names for the linker, and the libcuda stub.
 link="$PWD/target/cuda-link"
 mkdir -p "$link"
-for lib in cublas cublasLt curand nvrtc cusparse; do
+for lib in cudart cublas cublasLt curand nvrtc cusparse; do
   ln -sf "$(ls "$cuda_root"/lib/lib$lib.so.* | head -n 1)" "$link/lib$lib.so"
 done
 cudarc=$(cargo metadata --format-version 1 --features cuda | python3 -c '
@@ -62,3 +64,8 @@ strip --strip-debug "$out"/*
 # The fixture tests find their files under the folder they were built in; run.sh links it.
 echo "$PWD" > "$out/BUILD_ROOT"
 ls -la "$out"
+# The folder is about 430 MB (each executable embeds candle's PTX); compressed it fits the device
+# tool's carry limit: carry target/gpu-bin.tar.xz, which run.sh unpacks.
+tar -C target -cf - gpu-bin | xz -T0 -6 > target/gpu-bin.tar.xz.tmp
+mv target/gpu-bin.tar.xz.tmp target/gpu-bin.tar.xz
+ls -la target/gpu-bin.tar.xz

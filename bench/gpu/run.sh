@@ -8,7 +8,7 @@
 # on cuda:0 in f32 and f16, at the tolerances they state. Then the predictor (ResNet-18, fp16,
 # batch 1 and 8) against PyTorch; the unet bench also times an EmoEditor pass of 1 and 8 images;
 # then NST and CLIPstyler against PyTorch.
-# Without Rust on the machine: build with bench/gpu/build.sh and carry target/gpu-bin; every
+# Without Rust on the machine: build with bench/gpu/build.sh and carry target/gpu-bin.tar.xz; every
 # `cargo test|bench ... --test|--bench NAME -- ARGS` below then runs target/gpu-bin/NAME ARGS,
 # with the CUDA 13 libraries it links found under / (e.g. PyTorch's nvidia wheels).
 set -euo pipefail
@@ -19,6 +19,9 @@ mkdir -p "$out"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
 
 bin=$PWD/target/gpu-bin
+if [ ! -d "$bin" ] && [ -f "$bin.tar.xz" ]; then
+  tar -C target -xJf "$bin.tar.xz"
+fi
 if [ -d "$bin" ]; then
   cargo() {
     local name=""
@@ -32,7 +35,8 @@ if [ -d "$bin" ]; then
   if [ "$root" != "$PWD" ] && [ ! -e "$root" ]; then
     mkdir -p "$(dirname "$root")" && ln -s "$PWD" "$root"
   fi
-  libs=$(find / -xdev \( -name libcublas.so.13 -o -name libcublasLt.so.13 -o -name libcurand.so.10 \
+  libs=$(find / -xdev \( -name libcudart.so.13 -o -name libcublas.so.13 -o -name libcublasLt.so.13 \
+    -o -name libcurand.so.10 \
     -o -name libnvrtc.so.13 -o -name libcusparse.so.12 -o -name libnvJitLink.so.13 \) \
     -printf '%h\n' 2>/dev/null | sort -u | paste -sd: -)
   export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
