@@ -630,7 +630,7 @@ pub fn keep_freed_memory() {
 }
 
 /// A raw pointer that tasks writing disjoint elements may share.
-struct SyncPtr(*mut f32);
+pub(crate) struct SyncPtr(pub(crate) *mut f32);
 // SAFETY: used only where every task writes a disjoint set of indices (see the call sites).
 unsafe impl Sync for SyncPtr {}
 

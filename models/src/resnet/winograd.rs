@@ -11,15 +11,10 @@
 use rayon::prelude::*;
 
 use super::cpu::Act;
-use crate::kernels::{self, at_f2, at_f4, bt_f2, bt_f4, WinogradTile, WinogradWeights};
+use crate::kernels::{self, at_f2, at_f4, bt_f2, bt_f4, SyncPtr, WinogradTile, WinogradWeights};
 
 /// Bytes of transformed input and products per band.
 const BAND_BYTES: usize = 768 << 10;
-
-/// A raw pointer that tasks writing disjoint elements may share.
-struct OutPtr(*mut f32);
-// SAFETY: each band writes only the output rows of its own tiles (see `run_tiles`).
-unsafe impl Sync for OutPtr {}
 
 /// A 3x3, stride 1, padding 1 convolution with batch norm folded in, weights transformed once.
 #[derive(Debug, Clone)]
@@ -79,7 +74,8 @@ impl WinogradConv {
             .min(rows);
         let bands = rows.div_ceil(band);
         let mut out = vec![0f32; self.cout * n * h * w];
-        let ptr = OutPtr(out.as_mut_ptr());
+        // Each band writes only the output rows of its own tiles (see `output_transform`).
+        let ptr = SyncPtr(out.as_mut_ptr());
         let geo = Geometry { n, h, w, th, tw };
         (0..bands)
             .into_par_iter()
@@ -211,7 +207,7 @@ fn output_transform<const M: usize, const A: usize, At>(
     band: std::ops::Range<usize>,
     at: &At,
     e: Epilogue<'_>,
-    out: &OutPtr,
+    out: &SyncPtr,
 ) where
     At: Fn([f32; A]) -> [f32; M],
 {
