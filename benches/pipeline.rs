@@ -17,6 +17,8 @@ use emobench_core::predictor::Predictor;
 use emobench_core::score::load_for_metrics;
 
 fn main() -> anyhow::Result<()> {
+    // As the binary does: without it, every activation buffer is a fresh mmap and page faults.
+    models::kernels::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let out = args
         .iter()

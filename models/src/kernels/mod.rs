@@ -33,10 +33,13 @@ pub mod style_losses;
 pub mod vgg_trunk;
 pub mod vit;
 mod winograd;
+mod winograd_rows;
 
-/// The 1-D input and output transforms, for the predictor's C x N x H x W Winograd.
-pub(crate) use winograd::{at_f2, at_f4, bt_f2, bt_f4};
 pub use winograd::{conv3x3_winograd, conv3x3_winograd_from, WinogradTile, WinogradWeights};
+/// The 1-D input and output transforms, for the predictor's C x N x H x W Winograd.
+pub(crate) use winograd_rows::{
+    finish_row, input_tiles, output_tiles, PlaneGrid, RowEpilogue, RowScratch, M_SLACK,
+};
 
 /// Unfolds images laid out C x N x H x W (one image: plain C x H x W) into the (C k k) x (N Ho Wo)
 /// patch matrix, zero-padded: row (c, ky, kx), column (n, oy, ox), matching the (out, in, k, k)

@@ -10,6 +10,9 @@
 
 use rayon::prelude::*;
 
+use super::winograd_rows::{
+    finish_row, input_tiles, output_tiles, PlaneGrid, RowEpilogue, RowScratch, M_SLACK,
+};
 use super::{gemm_views_with, timing, ConvInit, SyncPtr, View};
 
 /// The output tile of a Winograd convolution.
@@ -141,46 +144,6 @@ fn transform_all<const A: usize>(
     u
 }
 
-/// `B^T d` for one column of an input tile.
-#[inline(always)]
-pub(crate) fn bt_f2(d: [f32; 4]) -> [f32; 4] {
-    [d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3]]
-}
-
-#[inline(always)]
-pub(crate) fn bt_f4(d: [f32; 6]) -> [f32; 6] {
-    let a = d[4] - 4.0 * d[2];
-    let b = d[3] - 4.0 * d[1];
-    let c = d[4] - d[2];
-    let e = 2.0 * (d[3] - d[1]);
-    [
-        4.0 * d[0] - 5.0 * d[2] + d[4],
-        a + b,
-        a - b,
-        c + e,
-        c - e,
-        4.0 * d[1] - 5.0 * d[3] + d[5],
-    ]
-}
-
-/// `A^T m` for one column of a product tile.
-#[inline(always)]
-pub(crate) fn at_f2(m: [f32; 4]) -> [f32; 2] {
-    [m[0] + m[1] + m[2], m[1] - m[2] - m[3]]
-}
-
-#[inline(always)]
-pub(crate) fn at_f4(m: [f32; 6]) -> [f32; 4] {
-    let (s1, d1) = (m[1] + m[2], m[1] - m[2]);
-    let (s2, d2) = (m[3] + m[4], m[3] - m[4]);
-    [
-        m[0] + s1 + s2,
-        d1 + 2.0 * d2,
-        s1 + 4.0 * s2,
-        d1 + 8.0 * d2 + m[5],
-    ]
-}
-
 /// 3x3 convolution weights transformed for Winograd: `U = G g G^T` for every (output, input)
 /// channel pair, stored as `alpha^2` matrices of cout x cin.
 #[derive(Debug, Clone)]
@@ -253,8 +216,8 @@ pub fn conv3x3_winograd(
 ) -> Vec<f32> {
     let u = (&wt.u[..], wt.cout, wt.cin);
     timing::timed(0, || match wt.tile {
-        WinogradTile::F2 => winograd_impl::<2, 4, _, _>(x, nhw, u, init, bt_f2, at_f2),
-        WinogradTile::F4 => winograd_impl::<4, 6, _, _>(x, nhw, u, init, bt_f4, at_f4),
+        WinogradTile::F2 => winograd_impl::<2, 4>(x, nhw, u, init),
+        WinogradTile::F4 => winograd_impl::<4, 6>(x, nhw, u, init),
     })
 }
 
@@ -272,11 +235,11 @@ pub fn conv3x3_winograd_from(
     timing::timed(0, || match tile {
         WinogradTile::F2 => {
             let u = transform_all::<4>(weight, cout, cin, &G_F2);
-            winograd_impl::<2, 4, _, _>(x, nhw, (&u, cout, cin), init, bt_f2, at_f2)
+            winograd_impl::<2, 4>(x, nhw, (&u, cout, cin), init)
         }
         WinogradTile::F4 => {
             let u = transform_all::<6>(weight, cout, cin, &G_F4);
-            winograd_impl::<4, 6, _, _>(x, nhw, (&u, cout, cin), init, bt_f4, at_f4)
+            winograd_impl::<4, 6>(x, nhw, (&u, cout, cin), init)
         }
     })
 }
@@ -314,18 +277,12 @@ fn bands(
 /// F(M x M, 3x3) with `A = M + 2`; `bt` and `at` are the 1-D input and output transforms.
 // Tile rows are indexed into both the column-transformed arrays and the output position.
 #[allow(clippy::needless_range_loop)]
-fn winograd_impl<const M: usize, const A: usize, Bt, At>(
+fn winograd_impl<const M: usize, const A: usize>(
     x: &[f32],
     (n, h, w): (usize, usize, usize),
     (u, cout, cin): (&[f32], usize, usize),
     init: ConvInit<'_>,
-    bt: Bt,
-    at: At,
-) -> Vec<f32>
-where
-    Bt: Fn([f32; A]) -> [f32; A] + Sync,
-    At: Fn([f32; A]) -> [f32; M] + Sync,
-{
+) -> Vec<f32> {
     let (th, tw) = (h.div_ceil(M), w.div_ceil(M));
     let per_tile_bytes = A * A * 4 * (cin + cout);
     let budget_tiles = (BAND_BYTES / per_tile_bytes.max(1)).max(tw);
@@ -333,127 +290,71 @@ where
     for (imgs, trows) in bands(n, (th, tw), budget_tiles) {
         let per_img = trows.len() * tw;
         let tiles = imgs.len() * per_img;
-        let plane = cin * tiles;
-        // V: A^2 x cin x tiles, tile index (image, tile row, tile column).
-        let mut v = vec![0f32; A * A * plane];
-        {
-            // Split V by channel so each task writes its own rows of all A^2 matrices.
-            let ptr = SyncPtr(v.as_mut_ptr());
-            (0..cin).into_par_iter().for_each(|c| {
-                let p = &ptr;
-                // The A zero-padded input rows of one tile row; the last tile of a width that M
-                // does not divide reads past the padding, into zeros.
-                let pw = M * tw + 2;
-                let mut rows = vec![0f32; A * pw];
-                // B^T applied down every column of the tile row once (x-major), and the row's
-                // transformed tiles gathered per ξ, so V is written in runs of `tw` values.
-                let mut colt = vec![0f32; pw * A];
-                let mut buf = vec![0f32; A * A * tw];
-                {
-                    for (k, img) in imgs.clone().enumerate() {
-                        let xc = &x[(img * cin + c) * h * w..(img * cin + c + 1) * h * w];
-                        for ty in trows.clone() {
-                            for (i, row) in rows.chunks_mut(pw).enumerate() {
-                                row.fill(0.0);
-                                let y = M * ty + i;
-                                if y >= 1 && y - 1 < h {
-                                    row[1..=w].copy_from_slice(&xc[(y - 1) * w..y * w]);
-                                }
-                            }
-                            for (xx, col) in colt.chunks_exact_mut(A).enumerate() {
-                                col.copy_from_slice(&bt(std::array::from_fn(|i| {
-                                    rows[i * pw + xx]
-                                })));
-                            }
-                            for tx in 0..tw {
-                                let x0 = M * tx;
-                                for r in 0..A {
-                                    let vals = bt(std::array::from_fn(|j| colt[(x0 + j) * A + r]));
-                                    for (cc, val) in vals.iter().enumerate() {
-                                        buf[(r * A + cc) * tw + tx] = *val;
-                                    }
-                                }
-                            }
-                            let base = k * per_img + (ty - trows.start) * tw;
-                            for (xi, run) in buf.chunks_exact(tw).enumerate() {
-                                // SAFETY: the run ends at xi * plane + c * tiles + base + tw <=
-                                // A^2 * cin * tiles, and channel c's entries are written by this
-                                // task only.
-                                unsafe {
-                                    std::ptr::copy_nonoverlapping(
-                                        run.as_ptr(),
-                                        p.0.add(xi * plane + c * tiles + base),
-                                        tw,
-                                    );
-                                }
-                            }
-                        }
-                    }
-                }
-            });
-        }
+        // V: cin x A^2 x tiles (channel-major, so each task owns one block), tile index
+        // (image, tile row, tile column).
+        let mut v = vec![0f32; A * A * cin * tiles];
+        v.par_chunks_mut(A * A * tiles).enumerate().for_each_init(
+            RowScratch::default,
+            |s, (c, vc)| {
+                let g = PlaneGrid {
+                    base: c * h * w,
+                    image_stride: cin * h * w,
+                    h,
+                    w,
+                    th,
+                    tw,
+                };
+                // The band's tile rows, numbered across images.
+                let rows = imgs.start * th + trows.start..(imgs.end - 1) * th + trows.end;
+                input_tiles::<M, A>(x, g, rows, s, (vc, tiles));
+            },
+        );
         // M: A^2 x cout x tiles, one single-threaded product per ξ, in parallel.
-        let mut m = vec![0f32; A * A * cout * tiles];
-        m.par_chunks_mut(cout * tiles)
+        let mut m = vec![0f32; A * A * cout * tiles + M_SLACK];
+        m[..A * A * cout * tiles]
+            .par_chunks_exact_mut(cout * tiles)
             .enumerate()
             .for_each(|(xi, mx)| {
                 let lhs = &u[xi * cout * cin..(xi + 1) * cout * cin];
-                let rhs = &v[xi * plane..(xi + 1) * plane];
                 gemm_views_with(
                     (cout, tiles, cin),
                     View::new(mx, tiles, 1),
                     (lhs, cin, 1),
-                    (rhs, tiles, 1),
+                    (&v[xi * tiles..], A * A * tiles, 1),
                     (false, 1.0),
                     gemm::Parallelism::None,
                 );
             });
         // Output transform A^T m A plus init, one task per (image, output channel).
         let region = &mut out[imgs.start * cout * h * w..imgs.end * cout * h * w];
-        region
-            .par_chunks_mut(h * w)
-            .enumerate()
-            .for_each(|(ko, yo)| {
+        region.par_chunks_mut(h * w).enumerate().for_each_init(
+            RowScratch::default,
+            |s, (ko, yo)| {
                 let (k, o) = (ko / cout, ko % cout);
                 let img = imgs.start + k;
-                let b = init.bias.map_or(0.0, |b| b[o])
+                let bias = init.bias.map_or(0.0, |b| b[o])
                     + init.image_bias.map_or(0.0, |b| b[img * cout + o]);
                 let res = init
                     .residual
                     .map(|r| &r[(img * cout + o) * h * w..(img * cout + o + 1) * h * w]);
-                // This channel's products for one tile row, gathered per ξ first (A^2 runs of
-                // `tw` values instead of A^2 interleaved streams).
-                let mut mb = vec![0f32; A * A * tw];
-                {
-                    for ty in trows.clone() {
-                        let base = k * per_img + (ty - trows.start) * tw;
-                        for (xi, run) in mb.chunks_exact_mut(tw).enumerate() {
-                            let at = (xi * cout + o) * tiles + base;
-                            run.copy_from_slice(&m[at..at + tw]);
-                        }
-                        for tx in 0..tw {
-                            let mv = |xi: usize| mb[xi * tw + tx];
-                            // A^T m column by column (M x A), then each row times A.
-                            let cols: [[f32; M]; A] =
-                                std::array::from_fn(|j| at(std::array::from_fn(|i| mv(i * A + j))));
-                            for r in 0..M {
-                                let y = M * ty + r;
-                                if y >= h {
-                                    break;
-                                }
-                                let vals = at(std::array::from_fn(|j| cols[j][r]));
-                                for (c, val) in vals.iter().enumerate() {
-                                    let xx = M * tx + c;
-                                    if xx < w {
-                                        let at = y * w + xx;
-                                        yo[at] = val + b + res.map_or(0.0, |r| r[at]);
-                                    }
-                                }
-                            }
-                        }
+                let rows = output_tiles::<M, A>(
+                    &m[o * tiles + k * per_img..],
+                    cout * tiles,
+                    (per_img, tw),
+                    s,
+                );
+                for (kk, ty) in trows.clone().enumerate() {
+                    for y in M * ty..(M * ty + M).min(h) {
+                        let e = RowEpilogue {
+                            bias,
+                            residual: res.map(|r| &r[y * w..(y + 1) * w]),
+                            relu: false,
+                        };
+                        finish_row(rows.row(kk, y - M * ty), e, &mut yo[y * w..(y + 1) * w]);
                     }
                 }
-            });
+            },
+        );
     }
     out
 }

@@ -85,18 +85,22 @@ struct ConvBn {
     stride: usize,
     padding: usize,
     cpu: cpu::CpuConv,
-    /// The F(4x4, 3x3) Winograd form of a 3x3 stride-1 convolution, made on its first use at a
-    /// size that takes it (only layer1 and layer2 at 224: the later layers' weights would grow
-    /// fourfold for no gain).
+    /// The F(4x4, 3x3) Winograd form of a 3x3 stride-1 convolution, made on its first use.
     wino: std::sync::OnceLock<winograd::WinogradConv>,
 }
 
-/// Smallest activation side at which a 3x3 stride-1 convolution runs by Winograd F(4x4): below
-/// it (ResNet-18's layer3 and layer4 at 224) the tiles are too few to pay for the transforms.
-const WINOGRAD_MIN_SIDE: usize = 28;
+/// Smallest activation side at which a 3x3 stride-1 convolution runs by Winograd F(4x4) in cache-
+/// sized bands of tile rows (layer1 at 224); below it, every tile of the batch goes through one
+/// product per position, so each (larger) transformed weight matrix is read once per call.
+const WINOGRAD_BANDED_SIDE: usize = 48;
 
-/// Images per pass of the CPU forward: a whole batch of 8 at 224 makes layer1's patch matrix
-/// 58 MB, past the cache, and ran 1.3x slower per image than passes of 2.
+/// Fewest F(4x4) tiles in a batch for the whole-batch Winograd schedule: with fewer (layer4 at
+/// 224 for batches under 4), its 4x larger weights cost more to read than the products save.
+const WINOGRAD_MIN_TILES: usize = 16;
+
+/// Images per pass through the stem and layer1 on the CPU: a whole batch of 8 at 224 makes the
+/// stem's patch matrix 58 MB, past the cache, and ran 1.3x slower per image than passes of 2.
+/// The later layers take the whole batch, which their narrower products need.
 const CPU_CHUNK: usize = 2;
 
 impl ConvBn {
@@ -162,12 +166,18 @@ impl ConvBn {
         relu: bool,
         scratch: &mut Vec<f32>,
     ) -> cpu::Act {
-        if self.cpu.is_3x3_stride1() && x.h.min(x.w) >= WINOGRAD_MIN_SIDE {
+        let side = x.h.min(x.w);
+        let tiles = x.n * x.h.div_ceil(4) * x.w.div_ceil(4);
+        if self.cpu.is_3x3_stride1() && tiles >= WINOGRAD_MIN_TILES {
             let wino = self.wino.get_or_init(|| {
                 let (weight, bias, (cout, cin)) = self.cpu.parts();
                 winograd::WinogradConv::new(weight, bias, cout, cin, WinogradTile::F4)
             });
-            return wino.run(x, residual, relu);
+            return if side >= WINOGRAD_BANDED_SIDE {
+                wino.run(x, residual, relu)
+            } else {
+                wino.run_wide(x, residual, relu)
+            };
         }
         self.cpu.run(x, residual, relu, scratch)
     }
@@ -186,6 +196,18 @@ struct BasicBlock {
     conv1: ConvBn,
     conv2: ConvBn,
     downsample: Option<ConvBn>,
+}
+
+impl BasicBlock {
+    /// The block on the CPU's C x N x H x W activations.
+    fn run_cpu(&self, a: cpu::Act, scratch: &mut Vec<f32>) -> cpu::Act {
+        let y = self.conv1.run_cpu(&a, None, true, scratch);
+        let id = match &self.downsample {
+            Some(d) => d.run_cpu(&a, None, false, scratch),
+            None => a,
+        };
+        self.conv2.run_cpu(&y, Some(&id), true, scratch)
+    }
 }
 
 impl Module for BasicBlock {
@@ -339,31 +361,28 @@ impl ResNet18 {
     }
 
     fn features_cpu(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let n = x.dim(0)?;
-        if n <= CPU_CHUNK {
-            return self.features_cpu_chunk(x);
-        }
-        let outs = (0..n)
-            .step_by(CPU_CHUNK)
-            .map(|i| self.features_cpu_chunk(&x.narrow(0, i, CPU_CHUNK.min(n - i))?))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        Tensor::cat(&outs, 0)
-    }
-
-    fn features_cpu_chunk(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         use cpu::{max_pool_3x3_s2, Act};
+        // Blocks before the first downsampling one run at full resolution, in passes.
+        let early = self
+            .blocks
+            .iter()
+            .position(|b| b.downsample.is_some())
+            .unwrap_or(self.blocks.len());
         let mut scratch = Vec::new();
-        let stem = self
-            .stem
-            .run_cpu(&Act::from_nchw(x)?, None, true, &mut scratch);
-        let mut a = max_pool_3x3_s2(&stem);
-        for b in &self.blocks {
-            let y = b.conv1.run_cpu(&a, None, true, &mut scratch);
-            let id = match &b.downsample {
-                Some(d) => d.run_cpu(&a, None, false, &mut scratch),
-                None => a,
-            };
-            a = b.conv2.run_cpu(&y, Some(&id), true, &mut scratch);
+        let n = x.dim(0)?;
+        let mut parts = Vec::new();
+        for i in (0..n).step_by(CPU_CHUNK) {
+            let xs = Act::from_nchw(&x.narrow(0, i, CPU_CHUNK.min(n - i))?)?;
+            let stem = self.stem.run_cpu(&xs, None, true, &mut scratch);
+            let mut a = max_pool_3x3_s2(&stem);
+            for b in &self.blocks[..early] {
+                a = b.run_cpu(a, &mut scratch);
+            }
+            parts.push(a);
+        }
+        let mut a = Act::concat(parts);
+        for b in &self.blocks[early..] {
+            a = b.run_cpu(a, &mut scratch);
         }
         a.into_nchw(x.device())
     }

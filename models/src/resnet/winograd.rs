@@ -2,16 +2,23 @@
 //! C x N x H x W activations, with the folded batch-norm bias, the residual add and the ReLU
 //! applied in the output transform.
 //!
-//! Same transforms and transformed weights as the diffusion models' `kernels::winograd` (which
-//! works on N x C x H x W); the difference is the schedule. The tiles of the whole batch are cut
-//! into bands of tile rows small enough that a band's transformed input and products stay in the
-//! core's cache, and each band goes through input transform, `alpha^2` products and output
-//! transform on one thread, so nothing the band makes leaves that core.
+//! Same transforms (`kernels::winograd_rows`) and transformed weights as the diffusion models'
+//! `kernels::winograd` (which works on N x C x H x W); the difference is the schedule, two of them:
+//! - banded ([`WinogradConv::run`], for large images): the tiles of the whole batch are cut into
+//!   bands of tile rows small enough that a band's transformed input and products stay in the
+//!   core's cache, and each band goes through input transform, `alpha^2` products and output
+//!   transform on one thread, so nothing the band makes leaves that core;
+//! - whole-batch ([`WinogradConv::run_wide`], for small images with many channels): every tile
+//!   of the batch in one product per position, the positions split across threads, so each
+//!   transformed weight matrix (up to 1 MB at 512 channels) is read once per call.
 
 use rayon::prelude::*;
 
 use super::cpu::Act;
-use crate::kernels::{self, at_f2, at_f4, bt_f2, bt_f4, SyncPtr, WinogradTile, WinogradWeights};
+use crate::kernels::{
+    self, finish_row, input_tiles, output_tiles, PlaneGrid, RowEpilogue, RowScratch, SyncPtr, View,
+    WinogradTile, WinogradWeights, M_SLACK,
+};
 
 /// Bytes of transformed input and products per band.
 const BAND_BYTES: usize = 768 << 10;
@@ -42,72 +49,133 @@ impl WinogradConv {
         }
     }
 
-    /// conv(x) + bias, then optionally + `residual`, then optionally ReLU.
+    /// conv(x) + bias, then optionally + `residual`, then optionally ReLU, band by band.
     pub(crate) fn run(&self, x: &Act, residual: Option<&Act>, relu: bool) -> Act {
         match self.weights.tile() {
-            WinogradTile::F2 => self.run_tiles::<2, 4, _, _>(x, residual, relu, bt_f2, at_f2),
-            WinogradTile::F4 => self.run_tiles::<4, 6, _, _>(x, residual, relu, bt_f4, at_f4),
+            WinogradTile::F2 => self.banded::<2, 4>(x, residual, relu),
+            WinogradTile::F4 => self.banded::<4, 6>(x, residual, relu),
         }
     }
 
-    /// F(M x M, 3x3) with `A = M + 2`; `bt` and `at` are the 1-D input and output transforms.
-    fn run_tiles<const M: usize, const A: usize, Bt, At>(
+    /// Like [`Self::run`], with every tile of the batch in one product per position, the
+    /// `A^2` products split across threads: each transformed weight matrix is read once.
+    pub(crate) fn run_wide(&self, x: &Act, residual: Option<&Act>, relu: bool) -> Act {
+        match self.weights.tile() {
+            WinogradTile::F2 => self.wide::<2, 4>(x, residual, relu),
+            WinogradTile::F4 => self.wide::<4, 6>(x, residual, relu),
+        }
+    }
+
+    /// F(M x M, 3x3) with `A = M + 2`, band by band, each band on one thread.
+    fn banded<const M: usize, const A: usize>(
         &self,
         x: &Act,
         residual: Option<&Act>,
         relu: bool,
-        bt: Bt,
-        at: At,
-    ) -> Act
-    where
-        Bt: Fn([f32; A]) -> [f32; A] + Sync,
-        At: Fn([f32; A]) -> [f32; M] + Sync,
-    {
-        let (n, h, w) = (x.n, x.h, x.w);
-        let (th, tw) = (h.div_ceil(M), w.div_ceil(M));
+    ) -> Act {
+        let geo = Geometry::of::<M>(x);
         // Tile rows of the whole batch: row r is tile row r % th of image r / th.
-        let rows = n * th;
-        let per_row = A * A * 4 * (self.cin + self.cout) * tw;
+        let rows = geo.n * geo.th;
+        let per_row = A * A * 4 * (self.cin + self.cout) * geo.tw;
         let threads = rayon::current_num_threads();
         let band = (BAND_BYTES / per_row.max(1))
             .clamp(1, rows.div_ceil(2 * threads).max(1))
             .min(rows);
         let bands = rows.div_ceil(band);
-        let mut out = vec![0f32; self.cout * n * h * w];
+        let mut out = vec![0f32; self.cout * geo.n * geo.h * geo.w];
         // Each band writes only the output rows of its own tiles (see `output_transform`).
         let ptr = SyncPtr(out.as_mut_ptr());
-        let geo = Geometry { n, h, w, th, tw };
+        let epilogue = self.epilogue(residual, relu);
         (0..bands)
             .into_par_iter()
             .for_each_init(Scratch::default, |s, b| {
                 let band_rows = b * band..((b + 1) * band).min(rows);
-                let tiles = band_rows.len() * tw;
+                let tiles = band_rows.len() * geo.tw;
                 s.v.resize(A * A * self.cin * tiles, 0.0);
-                s.m.resize(A * A * self.cout * tiles, 0.0);
-                input_transform::<M, A, _>(&x.data, geo, self.cin, band_rows.clone(), &bt, s);
-                let u = self.weights.matrices();
-                for xi in 0..A * A {
-                    kernels::sgemm_serial(
-                        (self.cout, tiles, self.cin),
-                        &mut s.m[xi * self.cout * tiles..(xi + 1) * self.cout * tiles],
-                        &u[xi * self.cout * self.cin..(xi + 1) * self.cout * self.cin],
-                        &s.v[xi * self.cin * tiles..(xi + 1) * self.cin * tiles],
-                        false,
-                    );
-                }
-                let epilogue = Epilogue {
-                    bias: &self.bias,
-                    residual: residual.map(|r| &r.data[..]),
-                    relu,
-                };
-                output_transform::<M, A, _>(&s.m, geo, self.cout, band_rows, &at, epilogue, &ptr);
+                s.m.resize(A * A * self.cout * tiles + M_SLACK, 0.0);
+                let chans = 0..self.cin;
+                input_transform::<M, A>(
+                    &x.data,
+                    geo,
+                    chans,
+                    band_rows.clone(),
+                    &mut s.row,
+                    &mut s.v,
+                );
+                self.products::<A>(&s.v, tiles, &mut s.m, false);
+                let chans = 0..self.cout;
+                output_transform::<M, A>(&s.m, geo, chans, band_rows, epilogue, &mut s.row, &ptr);
             });
-        Act {
-            c: self.cout,
-            n,
-            h,
-            w,
-            data: out,
+        geo.act(self.cout, out)
+    }
+
+    fn wide<const M: usize, const A: usize>(
+        &self,
+        x: &Act,
+        residual: Option<&Act>,
+        relu: bool,
+    ) -> Act {
+        let geo = Geometry::of::<M>(x);
+        let rows = geo.n * geo.th;
+        let tiles = rows * geo.tw;
+        let threads = rayon::current_num_threads();
+        // V channel-major (cin x A^2 x tiles): each thread transforms a block of channels.
+        let mut v = vec![0f32; A * A * self.cin * tiles];
+        let per = self.cin.div_ceil(threads);
+        v.par_chunks_mut(per * A * A * tiles)
+            .enumerate()
+            .for_each_init(RowScratch::default, |s, (t, block)| {
+                let chans = t * per..((t + 1) * per).min(self.cin);
+                input_transform::<M, A>(&x.data, geo, chans, 0..rows, s, block);
+            });
+        let mut m = vec![0f32; A * A * self.cout * tiles + M_SLACK];
+        self.products::<A>(&v, tiles, &mut m, true);
+        let mut out = vec![0f32; self.cout * geo.n * geo.h * geo.w];
+        let ptr = SyncPtr(out.as_mut_ptr());
+        let epilogue = self.epilogue(residual, relu);
+        let per = self.cout.div_ceil(threads);
+        (0..threads)
+            .into_par_iter()
+            .for_each_init(RowScratch::default, |s, t| {
+                let chans = (t * per).min(self.cout)..((t + 1) * per).min(self.cout);
+                output_transform::<M, A>(&m, geo, chans, 0..rows, epilogue, s, &ptr);
+            });
+        geo.act(self.cout, out)
+    }
+
+    /// `m[xi] = U[xi] v[xi]` for every position `xi`, with `v` channel-major
+    /// (cin x A^2 x tiles), on this thread or split across threads.
+    fn products<const A: usize>(&self, v: &[f32], tiles: usize, m: &mut [f32], parallel: bool) {
+        let u = self.weights.matrices();
+        let (cout, cin) = (self.cout, self.cin);
+        let one = |(xi, mx): (usize, &mut [f32])| {
+            kernels::gemm_views_with(
+                (cout, tiles, cin),
+                View::new(mx, tiles, 1),
+                (&u[xi * cout * cin..(xi + 1) * cout * cin], cin, 1),
+                (&v[xi * tiles..], A * A * tiles, 1),
+                (false, 1.0),
+                gemm::Parallelism::None,
+            );
+        };
+        if parallel {
+            m[..A * A * cout * tiles]
+                .par_chunks_exact_mut(cout * tiles)
+                .enumerate()
+                .for_each(one);
+        } else {
+            m[..A * A * cout * tiles]
+                .chunks_exact_mut(cout * tiles)
+                .enumerate()
+                .for_each(one);
+        }
+    }
+
+    fn epilogue<'a>(&'a self, residual: Option<&'a Act>, relu: bool) -> Epilogue<'a> {
+        Epilogue {
+            bias: &self.bias,
+            residual: residual.map(|r| &r.data[..]),
+            relu,
         }
     }
 }
@@ -122,6 +190,33 @@ struct Geometry {
     tw: usize,
 }
 
+impl Geometry {
+    fn of<const M: usize>(x: &Act) -> Self {
+        Self {
+            n: x.n,
+            h: x.h,
+            w: x.w,
+            th: x.h.div_ceil(M),
+            tw: x.w.div_ceil(M),
+        }
+    }
+
+    fn act(&self, c: usize, data: Vec<f32>) -> Act {
+        Act {
+            c,
+            n: self.n,
+            h: self.h,
+            w: self.w,
+            data,
+        }
+    }
+
+    /// The image and tile row of global tile row `r`.
+    fn tile_row(&self, r: usize) -> (usize, usize) {
+        (r / self.th, r % self.th)
+    }
+}
+
 /// What the output transform adds before writing.
 #[derive(Clone, Copy)]
 struct Epilogue<'a> {
@@ -133,123 +228,66 @@ struct Epilogue<'a> {
 /// One thread's buffers, reused across its bands.
 #[derive(Default)]
 struct Scratch {
-    /// Transformed input: `A^2` x cin x tiles.
+    /// Transformed input, channel-major: cin x `A^2` x tiles.
     v: Vec<f32>,
     /// Products: `A^2` x cout x tiles.
     m: Vec<f32>,
-    /// The `A` zero-padded input rows of one tile row.
-    rows: Vec<f32>,
-    /// `B^T` applied down each column of those rows.
-    cols: Vec<f32>,
-    /// One tile row's transformed tiles, per position.
-    tiles: Vec<f32>,
+    row: RowScratch,
 }
 
-/// `B^T d B` of every tile of the band, written channel by channel into `s.v`.
-// Tile rows are indexed into both the column-transformed rows and the output position.
-#[allow(clippy::needless_range_loop)]
-fn input_transform<const M: usize, const A: usize, Bt>(
+/// `B^T d B` of every tile of the band rows for the channels `chans`, into `v`
+/// (`chans.len()` x `A^2` x tiles).
+fn input_transform<const M: usize, const A: usize>(
     x: &[f32],
     g: Geometry,
-    cin: usize,
+    chans: std::ops::Range<usize>,
     band: std::ops::Range<usize>,
-    bt: &Bt,
-    s: &mut Scratch,
-) where
-    Bt: Fn([f32; A]) -> [f32; A],
-{
+    s: &mut RowScratch,
+    v: &mut [f32],
+) {
     let tiles = band.len() * g.tw;
-    let pw = M * g.tw + 2;
-    s.rows.resize(A * pw, 0.0);
-    s.cols.resize(pw * A, 0.0);
-    s.tiles.resize(A * A * g.tw, 0.0);
-    for c in 0..cin {
-        for (k, r) in band.clone().enumerate() {
-            let (img, ty) = (r / g.th, r % g.th);
-            let plane = &x[(c * g.n + img) * g.h * g.w..][..g.h * g.w];
-            for (i, row) in s.rows.chunks_exact_mut(pw).enumerate() {
-                // Input row M ty + i - 1; zeros above, below and right of the image.
-                let y = M * ty + i;
-                if y >= 1 && y - 1 < g.h {
-                    row[0] = 0.0;
-                    row[1..=g.w].copy_from_slice(&plane[(y - 1) * g.w..y * g.w]);
-                    row[g.w + 1..].fill(0.0);
-                } else {
-                    row.fill(0.0);
-                }
-            }
-            for (xx, col) in s.cols.chunks_exact_mut(A).enumerate() {
-                col.copy_from_slice(&bt(std::array::from_fn(|i| s.rows[i * pw + xx])));
-            }
-            for tx in 0..g.tw {
-                for r in 0..A {
-                    let vals = bt(std::array::from_fn(|j| s.cols[(M * tx + j) * A + r]));
-                    for (cc, val) in vals.iter().enumerate() {
-                        s.tiles[(r * A + cc) * g.tw + tx] = *val;
-                    }
-                }
-            }
-            let base = k * g.tw;
-            for (xi, run) in s.tiles.chunks_exact(g.tw).enumerate() {
-                let at = (xi * cin + c) * tiles + base;
-                s.v[at..at + g.tw].copy_from_slice(run);
-            }
-        }
+    for (ci, c) in chans.enumerate() {
+        let grid = PlaneGrid {
+            base: c * g.n * g.h * g.w,
+            image_stride: g.h * g.w,
+            h: g.h,
+            w: g.w,
+            th: g.th,
+            tw: g.tw,
+        };
+        let block = &mut v[ci * A * A * tiles..][..A * A * tiles];
+        input_tiles::<M, A>(x, grid, band.clone(), s, (block, tiles));
     }
 }
 
-/// `A^T m A` of every tile of the band plus bias (and residual, and ReLU), written into place.
-#[allow(clippy::needless_range_loop)]
-fn output_transform<const M: usize, const A: usize, At>(
+/// `A^T m A` of every tile of the band rows for the output channels `chans`, plus bias (and
+/// residual, and ReLU), written into place.
+fn output_transform<const M: usize, const A: usize>(
     m: &[f32],
     g: Geometry,
-    cout: usize,
+    chans: std::ops::Range<usize>,
     band: std::ops::Range<usize>,
-    at: &At,
     e: Epilogue<'_>,
+    s: &mut RowScratch,
     out: &SyncPtr,
-) where
-    At: Fn([f32; A]) -> [f32; M],
-{
+) {
     let tiles = band.len() * g.tw;
-    let mut mb = vec![0f32; A * A * g.tw];
-    for o in 0..cout {
-        let b = e.bias[o];
+    let cout = (m.len() - M_SLACK) / (A * A * tiles).max(1);
+    for o in chans {
+        let rows = output_tiles::<M, A>(&m[o * tiles..], cout * tiles, (tiles, g.tw), s);
         for (k, r) in band.clone().enumerate() {
-            let (img, ty) = (r / g.th, r % g.th);
-            let plane = (o * g.n + img) * g.h * g.w;
-            for (xi, run) in mb.chunks_exact_mut(g.tw).enumerate() {
-                let from = (xi * cout + o) * tiles + k * g.tw;
-                run.copy_from_slice(&m[from..from + g.tw]);
-            }
-            for tx in 0..g.tw {
-                // A^T m column by column (M x A), then each row times A.
-                let cols: [[f32; M]; A] = std::array::from_fn(|j| {
-                    at(std::array::from_fn(|i| mb[(i * A + j) * g.tw + tx]))
-                });
-                for rr in 0..M {
-                    let y = M * ty + rr;
-                    if y >= g.h {
-                        break;
-                    }
-                    let vals = at(std::array::from_fn(|j| cols[j][rr]));
-                    let x0 = M * tx;
-                    let len = M.min(g.w - x0);
-                    let at_px = plane + y * g.w + x0;
-                    let mut px = [0f32; M];
-                    for c in 0..len {
-                        let mut v = vals[c] + b;
-                        if let Some(res) = e.residual {
-                            v += res[at_px + c];
-                        }
-                        px[c] = if e.relu { v.max(0.0) } else { v };
-                    }
-                    // SAFETY: `at_px + len` stays inside row y of plane (o, img), and the rows
-                    // of tile row `ty` of image `img` belong to this band alone.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(px.as_ptr(), out.0.add(at_px), len);
-                    }
-                }
+            let (img, ty) = g.tile_row(r);
+            for y in M * ty..(M * ty + M).min(g.h) {
+                let at = ((o * g.n + img) * g.h + y) * g.w;
+                // SAFETY: row y of plane (o, img) lies in the output and belongs to tile row
+                // `ty` of channel o, which only this call writes.
+                let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add(at), g.w) };
+                let epilogue = RowEpilogue {
+                    bias: e.bias[o],
+                    residual: e.residual.map(|res| &res[at..at + g.w]),
+                    relu: e.relu,
+                };
+                finish_row(rows.row(k, y - M * ty), epilogue, dst);
             }
         }
     }
@@ -267,7 +305,12 @@ mod tests {
     #[test]
     fn winograd_matches_im2col_on_the_predictor_layout() -> candle_core::Result<()> {
         let dev = Device::Cpu;
-        for (cin, cout, n, h, w) in [(8, 16, 3, 30, 29), (5, 3, 2, 9, 14), (16, 8, 1, 56, 56)] {
+        for (cin, cout, n, h, w) in [
+            (8, 16, 3, 30, 29),
+            (5, 3, 2, 9, 14),
+            (16, 8, 1, 56, 56),
+            (7, 9, 3, 7, 7),
+        ] {
             let weight = Tensor::randn(0f32, 0.3, (cout, cin, 3, 3), &dev)?;
             let bias = Tensor::randn(0f32, 0.3, (1, cout, 1, 1), &dev)?;
             let direct = CpuConv::new(&weight, &bias, 1, 1)?;
@@ -286,14 +329,18 @@ mod tests {
                 let wino = WinogradConv::new(wv, bv, cout, cin, tile);
                 for (residual, relu) in [(None, false), (Some(&res), true)] {
                     let want = direct.run(&x, residual, relu, &mut Vec::new());
-                    let got = wino.run(&x, residual, relu);
                     let scale = want.data.iter().fold(1f32, |m, v| m.max(v.abs()));
-                    let err = got
-                        .data
-                        .iter()
-                        .zip(&want.data)
-                        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-                    assert!(err < 1e-5 * scale, "{tile:?} {n}x{h}x{w}: {err}");
+                    for (schedule, got) in [
+                        ("banded", wino.run(&x, residual, relu)),
+                        ("wide", wino.run_wide(&x, residual, relu)),
+                    ] {
+                        let err = got
+                            .data
+                            .iter()
+                            .zip(&want.data)
+                            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                        assert!(err < 1e-5 * scale, "{tile:?} {schedule} {n}x{h}x{w}: {err}");
+                    }
                 }
             }
         }
