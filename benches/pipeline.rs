@@ -41,8 +41,9 @@ fn main() -> anyhow::Result<()> {
     // The image the Python side uses (`astronaut.jpg`, PIL bicubic to 224): Canny's cost
     // depends on how many pixels pass the thresholds.
     let astronaut = load_for_metrics(&photos.join("astronaut.jpg"), ResizeFilter::Bicubic)?;
-    // One thread, as in `score` (which runs images in parallel); inner loops of 20 calls so one
-    // timer read does not weigh on a 0.1 ms call.
+    // As a single call: RGB splits into two row stripes on two threads, gray at this size stays
+    // on one (see `imgproc::canny`); inner loops of 20 calls so one timer read does not weigh on
+    // a 0.1 ms call.
     let canny = median_ms(
         || (0..20).for_each(|_| drop(canny_rgb(&astronaut, 200.0, 500.0))),
         25,
@@ -52,6 +53,21 @@ fn main() -> anyhow::Result<()> {
         || (0..20).for_each(|_| drop(canny_gray(&g_canny, 200.0, 500.0))),
         25,
     ) / 20.0;
+    // On one thread, as each image is in `score` (which runs images in parallel): inside a
+    // one-thread pool the stripes run one after the other.
+    let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    let (canny_1t, canny_gray_1t) = one_thread.install(|| {
+        (
+            median_ms(
+                || (0..20).for_each(|_| drop(canny_rgb(&astronaut, 200.0, 500.0))),
+                25,
+            ) / 20.0,
+            median_ms(
+                || (0..20).for_each(|_| drop(canny_gray(&g_canny, 200.0, 500.0))),
+                25,
+            ) / 20.0,
+        )
+    });
     let s7 = median_ms(
         || drop(ssim_rgb(&imgs[0], &imgs[1], &SsimOptions::default())),
         20,
@@ -107,13 +123,16 @@ fn main() -> anyhow::Result<()> {
     println!("  predictor + Grad-CAM, batch 1  {cam:9.2} ms/image");
     println!("  Canny(200,500) RGB 224x224     {canny:9.3} ms");
     println!("  Canny(200,500) gray 224x224    {canny_gray_ms:9.3} ms");
+    println!("  Canny RGB, one thread          {canny_1t:9.3} ms");
+    println!("  Canny gray, one thread         {canny_gray_1t:9.3} ms");
     println!("  SSIM win 7 RGB 224x224         {s7:9.3} ms");
     println!("  SSIM win 51 gray 224x224       {s51:9.3} ms");
     println!("  score (whole, 32 conditions)   {cps:9.2} conditions/s");
     let json = serde_json::json!({
         "threads": threads,
         "predictor_batch1_ms": b1, "predictor_batch8_ms_per_image": b8, "gradcam_batch1_ms": cam,
-        "canny_rgb_ms": canny, "canny_gray_ms": canny_gray_ms, "ssim_w7_rgb_ms": s7, "ssim_w51_gray_ms": s51,
+        "canny_rgb_ms": canny, "canny_gray_ms": canny_gray_ms,
+        "canny_rgb_1thread_ms": canny_1t, "canny_gray_1thread_ms": canny_gray_1t, "ssim_w7_rgb_ms": s7, "ssim_w51_gray_ms": s51,
         "score_conditions_per_s": cps,
     });
     if let Some(d) = out.parent() {

@@ -275,8 +275,8 @@ def main() -> None:
     timings["gradcam_ms_per_image"] = timeit(lambda: cam(input_tensor=x1, targets=None), args.runs, warmup=2)
     timings["canny_rgb224_ms"] = timeit(lambda: cv2.Canny(a, 200, 500), args.runs, warmup=5, inner=50)
     timings["canny_gray224_ms"] = timeit(lambda: cv2.Canny(ga, 200, 500), args.runs, warmup=5, inner=50)
-    # OpenCV splits Canny's rows over its threads; emobench's Canny runs on one thread (the score
-    # runs images in parallel instead), so the single-thread figures are the like-for-like ones.
+    # OpenCV splits Canny's rows over its threads (emobench's splits RGB at this size in two);
+    # `score` runs images in parallel, one thread each, which the single-thread figures compare.
     cv2.setNumThreads(1)
     timings["canny_rgb224_1thread_ms"] = timeit(lambda: cv2.Canny(a, 200, 500), args.runs, warmup=5, inner=50)
     timings["canny_gray224_1thread_ms"] = timeit(lambda: cv2.Canny(ga, 200, 500), args.runs, warmup=5, inner=50)

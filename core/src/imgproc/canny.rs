@@ -146,21 +146,18 @@ fn suppress_row(
         let tg67x = tg22x + (ax << (CANNY_SHIFT + 1));
         // Within 22.5 deg of horizontal: left and right; of vertical: above and below; else
         // the diagonal that the signs of dx and dy pick, strictly on both sides.
-        let horizontal = m > cl[x] && m >= cr[x];
-        let vertical = m > am[x] && m >= bm[x];
-        let diagonal = if (xs ^ ys) < 0 {
-            m > ar[x] && m > bl[x]
-        } else {
-            m > al[x] && m > br[x]
-        };
-        let is_max = if ay < tg22x {
-            horizontal
-        } else if ay > tg67x {
-            vertical
-        } else {
-            diagonal
-        };
-        let kept = is_max && m > low;
+        // Every comparison is made and the results selected with bit operations: picking the
+        // diagonal's neighbours before loading them made LLVM gather them, one lane at a time.
+        let horizontal = (m > cl[x]) & (m >= cr[x]);
+        let vertical = (m > am[x]) & (m >= bm[x]);
+        let anti = (m > ar[x]) & (m > bl[x]);
+        let main = (m > al[x]) & (m > br[x]);
+        let opposite = (xs ^ ys) < 0;
+        let diagonal = (opposite & anti) | (!opposite & main);
+        let flat = ay < tg22x;
+        let steep = ay > tg67x;
+        let is_max = (flat & horizontal) | (!flat & steep & vertical) | (!flat & !steep & diagonal);
+        let kept = is_max & (m > low);
         out[x] = if !kept {
             NOT_EDGE
         } else if m > high {
@@ -254,6 +251,12 @@ fn suppress_impl<const CN: usize>(
 /// Hysteresis: every [`EDGE`] floods its 8-connected [`CANDIDATE`] neighbours, transitively.
 /// The frame of `map` is never a candidate, so no neighbour lies outside it.
 fn hysteresis(map: &mut [u8], mw: usize) {
+    let stack = seeds(map);
+    flood_from(map, mw, stack);
+}
+
+/// The positions of every [`EDGE`] in `map`.
+fn seeds(map: &[u8]) -> Vec<usize> {
     let mut stack: Vec<usize> = Vec::new();
     // Seeds, found eight states at a time: only EDGE (2) has bit 1 set.
     const BIT1: u64 = 0x0202_0202_0202_0202;
@@ -267,6 +270,49 @@ fn hysteresis(map: &mut [u8], mw: usize) {
     }
     let tail = map.len() / 8 * 8;
     stack.extend((tail..map.len()).filter(|&p| map[p] == EDGE));
+    stack
+}
+
+/// Hysteresis inside one stripe of whole map rows (`offset` is the stripe's start in the map):
+/// neighbours in the rows above and below it are not touched but pushed, as map positions, onto
+/// `across`.
+fn flood(stripe: &mut [u8], mw: usize, offset: usize, across: &mut Vec<usize>) {
+    let mut stack = seeds(stripe);
+    let (len, w) = (stripe.len() as isize, mw as isize);
+    while let Some(p) = stack.pop() {
+        let p = p as isize;
+        for q in [
+            p - w - 1,
+            p - w,
+            p - w + 1,
+            p - 1,
+            p + 1,
+            p + w - 1,
+            p + w,
+            p + w + 1,
+        ] {
+            if q < 0 || q >= len {
+                // Edges lie inside the frame, so even the row above the first is in the map.
+                across.push((offset as isize + q) as usize);
+            } else if stripe[q as usize] == CANDIDATE {
+                stripe[q as usize] = EDGE;
+                stack.push(q as usize);
+            }
+        }
+    }
+}
+
+/// Marks the [`CANDIDATE`]s among `stack` as edges and floods on from them and from the
+/// [`EDGE`]s already on it, over the whole map.
+fn flood_from(map: &mut [u8], mw: usize, mut stack: Vec<usize>) {
+    stack.retain_mut(|&mut q| match map[q] {
+        CANDIDATE => {
+            map[q] = EDGE;
+            true
+        }
+        EDGE => true,
+        _ => false,
+    });
     while let Some(p) = stack.pop() {
         for q in [
             p - mw - 1,
@@ -286,8 +332,11 @@ fn hysteresis(map: &mut [u8], mw: usize) {
     }
 }
 
-/// Pixels from which the gradient and suppression pass runs as two stripes in parallel.
-const PARALLEL_PIXELS: usize = 128 * 128;
+/// Channel values (pixels times channels) from which the image runs as two stripes on two
+/// threads. Handing a stripe to another thread costs about 20 us here (measured with
+/// `rayon::join` from outside the pool), about what a 224x224 gray image takes in all, so gray
+/// images of that size stay on one thread and RGB ones (three times the gradient work) split.
+const PARALLEL_VALUES: usize = 100_000;
 
 fn canny_impl<const CN: usize>(src: &[u8], w: u32, h: u32, low: f64, high: f64) -> GrayImage {
     let (wu, hu) = (w as usize, h as usize);
@@ -295,31 +344,62 @@ fn canny_impl<const CN: usize>(src: &[u8], w: u32, h: u32, low: f64, high: f64) 
         return GrayImage::new(w, h);
     }
     let (low, high) = if low > high { (high, low) } else { (low, high) };
+    let th = (cv_floor(low), cv_floor(high));
+    let stripes = hu >= 2 && wu * hu * CN >= PARALLEL_VALUES;
+    let out = edges::<CN>(src, (wu, hu), th, stripes);
+    GrayImage::from_raw(w, h, out).unwrap_or_else(|| GrayImage::new(w, h))
+}
+
+/// The edge map of a non-empty image with integer thresholds, in one pass or in two row stripes.
+fn edges<const CN: usize>(
+    src: &[u8],
+    (wu, hu): (usize, usize),
+    th: (i32, i32),
+    stripes: bool,
+) -> Vec<u8> {
     let mw = wu + 2;
     let mut map = vec![NOT_EDGE; mw * (hu + 2)];
-    let th = (cv_floor(low), cv_floor(high));
-    // Two stripes on two threads from 128 rows of 128 pixels up: below that a thread's start
-    // costs more than half the work.
+    let mut out = vec![0u8; wu * hu];
     let body = &mut map[mw..mw * (hu + 1)];
-    if hu >= 2 && wu * hu >= PARALLEL_PIXELS {
+    if stripes {
+        // Each stripe floods inside itself; the flood's steps into the other stripe wait in
+        // `across` for one pass over the whole map. Hysteresis marks the same pixels in any
+        // order (everything 8-connected to a seed through candidates), so the map is the same.
         let half = hu / 2;
         let (top, bottom) = body.split_at_mut(half * mw);
+        let (mut up, mut down) = (Vec::new(), Vec::new());
         rayon::join(
-            || suppress(src, CN, wu, hu, th, 0..half, top),
-            || suppress(src, CN, wu, hu, th, half..hu, bottom),
+            || {
+                suppress(src, CN, wu, hu, th, 0..half, top);
+                flood(top, mw, mw, &mut up);
+            },
+            || {
+                suppress(src, CN, wu, hu, th, half..hu, bottom);
+                flood(bottom, mw, (half + 1) * mw, &mut down);
+            },
         );
+        up.append(&mut down);
+        flood_from(&mut map, mw, up);
+        let (top, bottom) = out.split_at_mut(half * wu);
+        let (mtop, mbottom) = map[mw..].split_at(half * mw);
+        rayon::join(|| binarise(mtop, mw, top), || binarise(mbottom, mw, bottom));
     } else {
         suppress(src, CN, wu, hu, th, 0..hu, body);
+        hysteresis(&mut map, mw);
+        binarise(&map[mw..], mw, &mut out);
     }
-    hysteresis(&mut map, mw);
-    let mut out = vec![0u8; wu * hu];
-    for (o, m) in out.chunks_exact_mut(wu).zip(map[mw..].chunks_exact(mw)) {
+    out
+}
+
+/// The output image from rows of the map: [`EDGE`] becomes 255, everything else 0.
+fn binarise(map: &[u8], mw: usize, out: &mut [u8]) {
+    let wu = mw - 2;
+    for (o, m) in out.chunks_exact_mut(wu).zip(map.chunks_exact(mw)) {
         for (o, m) in o.iter_mut().zip(&m[1..=wu]) {
             // EDGE (2) -> 255; CANDIDATE (0) and NOT_EDGE (1) -> 0.
             *o = (m >> 1).wrapping_neg();
         }
     }
-    GrayImage::from_raw(w, h, out).unwrap_or_else(|| GrayImage::new(w, h))
 }
 
 /// Canny edges of an 8-bit gray image, identical to `cv2.Canny(img, low, high)` (aperture 3,
@@ -364,6 +444,56 @@ mod tests {
             suppress(&src, cn, w, h, th, 0..half, top);
             suppress(&src, cn, w, h, th, half..h, bottom);
             assert_eq!(one, two, "{cn} channels, {w}x{h}");
+        }
+    }
+
+    /// The whole two-stripe Canny (suppression, flood inside each stripe, the steps across)
+    /// gives the one-pass edges, on noise with low thresholds so that edges cross the stripes'
+    /// border everywhere, and on a frame of edges that must flood from one stripe into the other.
+    #[test]
+    fn stripes_give_the_single_pass_edges() {
+        for (cn, w, h) in [
+            (1usize, 131usize, 129usize),
+            (3, 140, 133),
+            (1, 7, 3),
+            (1, 5, 2),
+        ] {
+            let noise: Vec<u8> = (0..w * h * cn)
+                .map(|i| ((i * 2_654_435_761) >> 9) as u8)
+                .collect();
+            // A bright ring whose only strong part is in the top stripe.
+            let ring: Vec<u8> = (0..w * h * cn)
+                .map(|i| {
+                    let (x, y) = ((i / cn) % w, (i / cn) / w);
+                    let on = x == 1 || y == 1 || x + 2 == w || y + 2 == h;
+                    if !on {
+                        0
+                    } else if y < h / 4 {
+                        250
+                    } else {
+                        60
+                    }
+                })
+                .collect();
+            for src in [&noise, &ring] {
+                for th in [(20, 60), (100, 300), (40, 1000)] {
+                    let (one, two) = if cn == 1 {
+                        (
+                            edges::<1>(src, (w, h), th, false),
+                            edges::<1>(src, (w, h), th, true),
+                        )
+                    } else {
+                        (
+                            edges::<3>(src, (w, h), th, false),
+                            edges::<3>(src, (w, h), th, true),
+                        )
+                    };
+                    assert_eq!(one, two, "{cn} channels, {w}x{h}, thresholds {th:?}");
+                    if th == (20, 60) && w > 8 {
+                        assert!(one.contains(&255), "no edges in {w}x{h}");
+                    }
+                }
+            }
         }
     }
 
