@@ -23,7 +23,7 @@ fn main() -> anyhow::Result<()> {
     let dtype = text(&args, "--dtype", "f32");
     let repeats: usize = text(&args, "--repeats", "20").parse()?;
     let dev = models::device::parse_device(device)?;
-    let p = Predictor::stand_in(0, &dev)?.with_dtype(models::device::parse_dtype(dtype, &dev)?)?;
+    let p = Predictor::stand_in(0, &dev)?.with_dtype(models::device::parse_dtype(dtype)?)?;
     let mut ms_per_image = serde_json::Map::new();
     for batch in [1usize, 8] {
         let x = Tensor::rand(0f32, 1f32, (batch, 3, 224, 224), &dev)?;

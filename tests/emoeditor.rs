@@ -16,6 +16,7 @@ mod setup;
 const ENCODER_TOL: setup::Tol = setup::Tol {
     f32: 1e-5,
     f16: 2e-3,
+    bf16: 1e-2,
 };
 
 fn root() -> PathBuf {

@@ -22,16 +22,19 @@ mod setup;
 const LOGITS: setup::Tol = setup::Tol {
     f32: 1e-4,
     f16: 5e-2,
+    bf16: 0.5,
 };
 /// Probabilities: |d| below this; f32 is the stated 1e-5.
 const PROBS: setup::Tol = setup::Tol {
     f32: 1e-5,
     f16: 1e-2,
+    bf16: 6e-2,
 };
 /// CAM values in [0, 1] and raw CAM relative to its maximum; f32 is the stated 1e-4.
 const CAM: setup::Tol = setup::Tol {
     f32: 1e-4,
     f16: 5e-3,
+    bf16: 5e-2,
 };
 
 fn dir() -> PathBuf {

@@ -51,8 +51,8 @@ pub struct Ip2pOptions {
     pub prompt: String,
     /// `cpu` or `cuda:N`.
     pub device: String,
-    /// `f32`, `f16` or `bf16` (half precision is meant for GPUs; on the CPU `f16` runs, slowly, on
-    /// candle's operators, and `bf16` is refused).
+    /// `f32`, `f16` or `bf16` (half precision is meant for GPUs; on the CPU it runs, slowly, on
+    /// candle's operators, for checking).
     pub dtype: String,
     /// Conditions per UNet call: up to this many (source, target) edits of one image size run
     /// together, 3 UNet rows each. Results equal one-at-a-time edits up to rounding.
@@ -118,7 +118,7 @@ impl InstructPix2Pix {
     pub fn new(options: Ip2pOptions) -> Result<Self, EditError> {
         let device = parse_device(&options.device)
             .map_err(|e| EditError::invalid_option_because(DISPLAY_NAME, "device", e))?;
-        let dtype = parse_dtype(&options.dtype, &device)
+        let dtype = parse_dtype(&options.dtype)
             .map_err(|e| EditError::invalid_option_because(DISPLAY_NAME, "dtype", e))?;
         let files = weights::pipeline_files(options.variant.as_deref());
         let dir = weights::resolve_model_dir(&options.weights, &files, options.download).map_err(

@@ -5,7 +5,7 @@
 # (pip install torch diffusers transformers). Results: JSON files in $1 (default bench/gpu/results).
 #
 # It first proves correctness: the fixture tests of the predictor, InstructPix2Pix and EmoEditor
-# on cuda:0 in f32 and f16, at the tolerances they state. Then the predictor (ResNet-18, fp16,
+# on cuda:0 in f32, f16 and bf16, at the tolerances they state. Then the predictor (ResNet-18, fp16,
 # batch 1 and 8) against PyTorch; the unet bench also times an EmoEditor pass of 1 and 8 images;
 # then NST and CLIPstyler against PyTorch.
 # Without Rust on the machine: build with bench/gpu/build.sh and carry target/gpu-bin.tar.xz; every
@@ -47,7 +47,7 @@ if [ -d "$bin" ]; then
 fi
 
 # Parity first: no speed figure from a GPU path that does not compute the reference's numbers.
-export EMOBENCH_DEVICE=cuda:0 EMOBENCH_DTYPE=f32,f16
+export EMOBENCH_DEVICE=cuda:0 EMOBENCH_DTYPE=f32,f16,bf16
 cargo test --release --features cuda --workspace --test predictor_fixtures -- \
   logits_match probabilities_are grad_cam_matches
 cargo test --release --features cuda --workspace --test diffusion_fixtures -- \

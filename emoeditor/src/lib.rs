@@ -238,7 +238,7 @@ impl EmoEditor {
         let critic = options.critic()?;
         let device = parse_device(&options.device)
             .map_err(|e| EditError::invalid_option_because(DISPLAY_NAME, "device", e))?;
-        let dtype = parse_dtype(&options.dtype, &device)
+        let dtype = parse_dtype(&options.dtype)
             .map_err(|e| EditError::invalid_option_because(DISPLAY_NAME, "dtype", e))?;
         let load = LoadOptions {
             device: device.clone(),

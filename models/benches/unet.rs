@@ -148,7 +148,7 @@ fn main() -> Result<()> {
     };
     let dev = models::device::parse_device(&text("--device", "cpu"))
         .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-    let dtype = models::device::parse_dtype(&text("--dtype", "f32"), &dev)
+    let dtype = models::device::parse_dtype(&text("--dtype", "f32"))
         .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     if args.iter().any(|a| a == "--convs") {
         conv_shapes(size);

@@ -20,11 +20,6 @@ pub enum DeviceError {
     /// Not `f32`, `f16` or `bf16`.
     #[error("'{0}': expected f32, f16 or bf16")]
     BadDtype(String),
-    /// `bf16` asked for on the CPU.
-    #[error(
-        "'bf16' needs a GPU device (candle's CPU convolution has no bf16 kernel); use f32 or f16"
-    )]
-    Bf16OnCpu,
 }
 
 /// Parses `cpu` or `cuda:N` (`cuda` alone is `cuda:0`).
@@ -48,23 +43,20 @@ pub fn parse_device(s: &str) -> Result<Device, DeviceError> {
     })
 }
 
-/// Parses `f32`, `f16` or `bf16` for `device`.
+/// Parses `f32`, `f16` or `bf16`, for any device.
 ///
 /// Half precision runs on the CPU too, through candle's operators: the fused CPU kernels take
 /// `f32` tensors only ([`crate::kernels::fused_cpu`]), so an `f16` CPU run follows the path a GPU
 /// runs. It is slow there; it exists so that the GPU path's half-precision numerics can be checked
-/// on a machine without one. `bf16` is refused on the CPU: candle 0.11's CPU convolution has no
-/// `bf16` kernel.
-pub fn parse_dtype(s: &str, device: &Device) -> Result<DType, DeviceError> {
+/// on a machine without one. candle 0.11's CPU convolution has no `bf16` kernel, so `bf16`
+/// convolutions on the CPU compute in `f32` and round their output ([`crate::kernels::candle_conv2d`]).
+pub fn parse_dtype(s: &str) -> Result<DType, DeviceError> {
     let dtype = match s {
         "f32" => DType::F32,
         "f16" => DType::F16,
         "bf16" => DType::BF16,
         other => return Err(DeviceError::BadDtype(other.to_string())),
     };
-    if dtype == DType::BF16 && device.is_cpu() {
-        return Err(DeviceError::Bf16OnCpu);
-    }
     Ok(dtype)
 }
 
@@ -73,17 +65,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn half_precision_is_accepted_on_the_cpu_except_bf16() {
-        let cpu = Device::Cpu;
-        assert_eq!(parse_dtype("f32", &cpu).unwrap(), DType::F32);
-        assert_eq!(parse_dtype("f16", &cpu).unwrap(), DType::F16);
-        assert!(matches!(
-            parse_dtype("bf16", &cpu),
-            Err(DeviceError::Bf16OnCpu)
-        ));
-        assert!(matches!(
-            parse_dtype("f64", &cpu),
-            Err(DeviceError::BadDtype(_))
-        ));
+    fn the_three_precisions_parse_and_others_are_refused() {
+        assert_eq!(parse_dtype("f32").unwrap(), DType::F32);
+        assert_eq!(parse_dtype("f16").unwrap(), DType::F16);
+        assert_eq!(parse_dtype("bf16").unwrap(), DType::BF16);
+        assert!(matches!(parse_dtype("f64"), Err(DeviceError::BadDtype(_))));
     }
 }

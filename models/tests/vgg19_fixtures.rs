@@ -15,10 +15,11 @@ use models::vgg19::{
 /// Single evaluations: max |d| / max |ref| below this.
 const TOL: f32 = 1e-4;
 
-/// [`TOL`] in f32; in half precision (`EMOBENCH_DTYPE`), the measured errors with a margin.
+/// [`TOL`] in f32; in f16 and bf16 (`EMOBENCH_DTYPE`), the measured errors with a margin.
 const HALF: setup::Tol = setup::Tol {
     f32: TOL,
     f16: 5e-3,
+    bf16: 2e-2,
 };
 
 /// The modules whose outputs the fixtures hold: every conv and ReLU up to `features.10`.

@@ -184,8 +184,8 @@ pub struct EditArgs {
     /// sets the `device` option.
     #[arg(long)]
     pub device: Option<String>,
-    /// Precision of diffusion methods: `f32`, `f16` or `bf16` (bf16 only on a GPU; f16 on the CPU
-    /// runs candle's operators, slowly, for checking); sets the `dtype` option.
+    /// Precision of diffusion methods: `f32`, `f16` or `bf16` (half precision is meant for GPUs;
+    /// on the CPU it runs candle's operators, slowly, for checking); sets the `dtype` option.
     #[arg(long)]
     pub dtype: Option<String>,
 }

@@ -68,8 +68,7 @@ pub fn conv2d_with(
             },
         );
     }
-    x.conv2d(weight, padding, stride, 1, 1)?
-        .broadcast_add(&bias.reshape((1, (), 1, 1))?)
+    super::candle_conv2d(x, weight, padding, stride)?.broadcast_add(&bias.reshape((1, (), 1, 1))?)
 }
 
 /// The contiguous `f32` data of a CPU storage.

@@ -26,6 +26,25 @@ pub fn fused_cpu(t: &candle_core::Tensor) -> bool {
     fused_enabled() && t.device().is_cpu() && t.dtype() == candle_core::DType::F32
 }
 
+/// candle's `conv2d` (no groups, no dilation), the convolution of the candle-operator path. candle
+/// 0.11's CPU convolution has no `bf16` kernel, so a `bf16` convolution on the CPU runs in `f32`
+/// and rounds its output to `bf16`, as GPU `bf16` convolutions do (they accumulate in `f32`).
+pub fn candle_conv2d(
+    x: &candle_core::Tensor,
+    weight: &candle_core::Tensor,
+    padding: usize,
+    stride: usize,
+) -> candle_core::Result<candle_core::Tensor> {
+    use candle_core::DType;
+    if x.dtype() == DType::BF16 && x.device().is_cpu() {
+        return x
+            .to_dtype(DType::F32)?
+            .conv2d(&weight.to_dtype(DType::F32)?, padding, stride, 1, 1)?
+            .to_dtype(DType::BF16);
+    }
+    x.conv2d(weight, padding, stride, 1, 1)
+}
+
 pub mod conv_op;
 pub mod fastmath;
 pub mod gram_op;

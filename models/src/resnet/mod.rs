@@ -186,7 +186,7 @@ impl ConvBn {
 impl Module for ConvBn {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         // Used on GPUs; the CPU path is `cpu::CpuConv`.
-        x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?
+        crate::kernels::candle_conv2d(x, &self.weight, self.padding, self.stride)?
             .broadcast_add(&self.bias)
     }
 }
