@@ -279,43 +279,33 @@ impl Transforms<4, 6> for F4 {
     }
 }
 
-crate::multiversion! {
-    fn input_tiles_f4(
-        x: &[f32],
-        g: PlaneGrid,
-        rows: std::ops::Range<usize>,
-        s: &mut RowScratch,
-        out: &mut [f32],
-        stride: usize,
-    ) {
-        input_tiles_body::<4, 6, F4>(x, g, rows, s, (out, stride))
-    }
+/// The multiversioned input and output transforms of one tile size (the bodies are generic; each
+/// size needs its own wrappers so that the transforms inline at every CPU width).
+macro_rules! tile_kernels {
+    ($input:ident, $output:ident, $m:literal, $a:literal, $t:ty) => {
+        crate::multiversion! {
+            fn $input(
+                x: &[f32],
+                g: PlaneGrid,
+                rows: std::ops::Range<usize>,
+                s: &mut RowScratch,
+                out: &mut [f32],
+                stride: usize,
+            ) {
+                input_tiles_body::<$m, $a, $t>(x, g, rows, s, (out, stride))
+            }
+        }
+
+        crate::multiversion! {
+            fn $output(m: &[f32], stride: usize, count: usize, tw: usize, s: &mut RowScratch) {
+                output_tiles_body::<$m, $a, $t>(m, stride, (count, tw), s)
+            }
+        }
+    };
 }
 
-crate::multiversion! {
-    fn input_tiles_f2(
-        x: &[f32],
-        g: PlaneGrid,
-        rows: std::ops::Range<usize>,
-        s: &mut RowScratch,
-        out: &mut [f32],
-        stride: usize,
-    ) {
-        input_tiles_body::<2, 4, F2>(x, g, rows, s, (out, stride))
-    }
-}
-
-crate::multiversion! {
-    fn output_tiles_f4(m: &[f32], stride: usize, count: usize, tw: usize, s: &mut RowScratch) {
-        output_tiles_body::<4, 6, F4>(m, stride, (count, tw), s)
-    }
-}
-
-crate::multiversion! {
-    fn output_tiles_f2(m: &[f32], stride: usize, count: usize, tw: usize, s: &mut RowScratch) {
-        output_tiles_body::<2, 4, F2>(m, stride, (count, tw), s)
-    }
-}
+tile_kernels!(input_tiles_f4, output_tiles_f4, 4, 6, F4);
+tile_kernels!(input_tiles_f2, output_tiles_f2, 2, 4, F2);
 
 /// `n` rounded up to whole vectors.
 #[inline(always)]
