@@ -41,33 +41,26 @@ fn main() -> anyhow::Result<()> {
     // The image the Python side uses (`astronaut.jpg`, PIL bicubic to 224): Canny's cost
     // depends on how many pixels pass the thresholds.
     let astronaut = load_for_metrics(&photos.join("astronaut.jpg"), ResizeFilter::Bicubic)?;
-    // As a single call: RGB splits into two row stripes on two threads, gray at this size stays
-    // on one (see `imgproc::canny`); inner loops of 20 calls so one timer read does not weigh on
-    // a 0.1 ms call.
-    let canny = median_ms(
-        || (0..20).for_each(|_| drop(canny_rgb(&astronaut, 200.0, 500.0))),
-        25,
-    ) / 20.0;
+    // Inner loops of 20 calls so that one timer read does not weigh on a 0.1 ms call.
     let g_canny = rgb_to_gray_cv(&astronaut);
-    let canny_gray_ms = median_ms(
-        || (0..20).for_each(|_| drop(canny_gray(&g_canny, 200.0, 500.0))),
-        25,
-    ) / 20.0;
+    let canny_ms = || {
+        let rgb = median_ms(
+            || (0..20).for_each(|_| drop(canny_rgb(&astronaut, 200.0, 500.0))),
+            25,
+        );
+        let gray = median_ms(
+            || (0..20).for_each(|_| drop(canny_gray(&g_canny, 200.0, 500.0))),
+            25,
+        );
+        (rgb / 20.0, gray / 20.0)
+    };
+    // As a single call: RGB splits into two row stripes on two threads, gray at this size stays
+    // on one (see `imgproc::canny`).
+    let (canny, canny_gray_ms) = canny_ms();
     // On one thread, as each image is in `score` (which runs images in parallel): inside a
     // one-thread pool the stripes run one after the other.
     let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
-    let (canny_1t, canny_gray_1t) = one_thread.install(|| {
-        (
-            median_ms(
-                || (0..20).for_each(|_| drop(canny_rgb(&astronaut, 200.0, 500.0))),
-                25,
-            ) / 20.0,
-            median_ms(
-                || (0..20).for_each(|_| drop(canny_gray(&g_canny, 200.0, 500.0))),
-                25,
-            ) / 20.0,
-        )
-    });
+    let (canny_1t, canny_gray_1t) = one_thread.install(canny_ms);
     let s7 = median_ms(
         || drop(ssim_rgb(&imgs[0], &imgs[1], &SsimOptions::default())),
         20,

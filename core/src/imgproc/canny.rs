@@ -248,13 +248,6 @@ fn suppress_impl<const CN: usize>(
     }
 }
 
-/// Hysteresis: every [`EDGE`] floods its 8-connected [`CANDIDATE`] neighbours, transitively.
-/// The frame of `map` is never a candidate, so no neighbour lies outside it.
-fn hysteresis(map: &mut [u8], mw: usize) {
-    let stack = seeds(map);
-    flood_from(map, mw, stack);
-}
-
 /// The positions of every [`EDGE`] in `map`.
 fn seeds(map: &[u8]) -> Vec<usize> {
     let mut stack: Vec<usize> = Vec::new();
@@ -274,11 +267,40 @@ fn seeds(map: &[u8]) -> Vec<usize> {
 }
 
 /// Hysteresis inside one stripe of whole map rows (`offset` is the stripe's start in the map):
-/// neighbours in the rows above and below it are not touched but pushed, as map positions, onto
+/// every [`EDGE`] floods its 8-connected [`CANDIDATE`] neighbours, transitively; neighbours in
+/// the rows above and below the stripe are not touched but pushed, as map positions, onto
 /// `across`.
 fn flood(stripe: &mut [u8], mw: usize, offset: usize, across: &mut Vec<usize>) {
-    let mut stack = seeds(stripe);
-    let (len, w) = (stripe.len() as isize, mw as isize);
+    let stack = seeds(stripe);
+    spread(stripe, mw, offset, stack, across);
+}
+
+/// Marks the [`CANDIDATE`]s among `stack` (map positions) as edges and floods on from them and
+/// from the [`EDGE`]s already on it, over the whole map.
+fn flood_from(map: &mut [u8], mw: usize, mut stack: Vec<usize>) {
+    stack.retain_mut(|&mut q| match map[q] {
+        CANDIDATE => {
+            map[q] = EDGE;
+            true
+        }
+        EDGE => true,
+        _ => false,
+    });
+    // The map's frame is never a candidate, so no step leaves the map.
+    let mut outside = Vec::new();
+    spread(map, mw, 0, stack, &mut outside);
+    debug_assert!(outside.is_empty());
+}
+
+/// The flood of [`flood`] and [`flood_from`] from the edges on `stack`.
+fn spread(
+    area: &mut [u8],
+    mw: usize,
+    offset: usize,
+    mut stack: Vec<usize>,
+    across: &mut Vec<usize>,
+) {
+    let (len, w) = (area.len() as isize, mw as isize);
     while let Some(p) = stack.pop() {
         let p = p as isize;
         for q in [
@@ -294,39 +316,9 @@ fn flood(stripe: &mut [u8], mw: usize, offset: usize, across: &mut Vec<usize>) {
             if q < 0 || q >= len {
                 // Edges lie inside the frame, so even the row above the first is in the map.
                 across.push((offset as isize + q) as usize);
-            } else if stripe[q as usize] == CANDIDATE {
-                stripe[q as usize] = EDGE;
+            } else if area[q as usize] == CANDIDATE {
+                area[q as usize] = EDGE;
                 stack.push(q as usize);
-            }
-        }
-    }
-}
-
-/// Marks the [`CANDIDATE`]s among `stack` as edges and floods on from them and from the
-/// [`EDGE`]s already on it, over the whole map.
-fn flood_from(map: &mut [u8], mw: usize, mut stack: Vec<usize>) {
-    stack.retain_mut(|&mut q| match map[q] {
-        CANDIDATE => {
-            map[q] = EDGE;
-            true
-        }
-        EDGE => true,
-        _ => false,
-    });
-    while let Some(p) = stack.pop() {
-        for q in [
-            p - mw - 1,
-            p - mw,
-            p - mw + 1,
-            p - 1,
-            p + 1,
-            p + mw - 1,
-            p + mw,
-            p + mw + 1,
-        ] {
-            if map[q] == CANDIDATE {
-                map[q] = EDGE;
-                stack.push(q);
             }
         }
     }
@@ -385,7 +377,10 @@ fn edges<const CN: usize>(
         rayon::join(|| binarise(mtop, mw, top), || binarise(mbottom, mw, bottom));
     } else {
         suppress(src, CN, wu, hu, th, 0..hu, body);
-        hysteresis(&mut map, mw);
+        let mut frame = Vec::new();
+        flood(body, mw, mw, &mut frame);
+        // Steps into the frame only: nothing to flood there.
+        debug_assert!(frame.iter().all(|&q| map[q] == NOT_EDGE));
         binarise(&map[mw..], mw, &mut out);
     }
     out
